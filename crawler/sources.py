@@ -1,0 +1,193 @@
+"""Sources as data: the model of one source definition and the loader of a directory of them.
+
+A source file is TOML (one source per file, the file stem equals its ``id``)::
+
+    id = "most-news"
+    name = "Ministry of Science and Technology: news"
+    start_urls = ["https://www.most.gov.cn/kjbgz/"]
+    allowed_hosts = ["www.most.gov.cn"]
+    article_patterns = ['/t\\d{8}_\\d+\\.html?$']
+    list_patterns = ['/kjbgz/(index(_\\d+)?\\.html?)?$']
+    max_depth = 2
+    per_host_delay = 2.0
+    schedule = "0 */6 * * *"
+    encoding = "utf-8"
+
+A malformed file raises :class:`~crawler.errors.ConfigError` naming the file, the field and the
+problem; the other files still load (see :func:`load_sources_report`).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from crawler.errors import ConfigError
+
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_CRON_ITEM = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?$")
+
+
+def validate_cron(expr: str) -> str:
+    """Check a five-field cron expression (numbers, ``*``, ranges, steps, lists)."""
+    fields = expr.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}")
+    for text, (low, high), name in zip(fields, _CRON_RANGES, _CRON_NAMES, strict=True):
+        for item in text.split(","):
+            if not _CRON_ITEM.match(item):
+                raise ValueError(f"cron {name} field {text!r} is not valid")
+            numbers = [int(n) for n in re.findall(r"\d+", item.split("/")[0])]
+            if any(not low <= n <= high for n in numbers):
+                raise ValueError(f"cron {name} field {text!r} is outside {low}-{high}")
+            if "/" in item and int(item.split("/")[1]) == 0:
+                raise ValueError(f"cron {name} field {text!r} has a zero step")
+    return expr
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
+
+
+Pattern = Annotated[str, Field(min_length=1)]
+
+
+class Source(BaseModel):
+    """One crawl source. Immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(min_length=1)
+    start_urls: list[str] = Field(min_length=1)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    article_patterns: list[Pattern] = Field(default_factory=list)
+    list_patterns: list[Pattern] = Field(default_factory=list)
+    deny_patterns: list[Pattern] = Field(default_factory=list)
+    max_depth: int = Field(3, ge=0, le=50)
+    max_pages: int | None = Field(None, gt=0)
+    per_host_delay: float | None = Field(None, ge=0, le=3600)
+    per_host_concurrency: int | None = Field(None, gt=0, le=64)
+    schedule: str | None = None
+    encoding: str | None = None
+    enabled: bool = True
+    description: str | None = None
+
+    @field_validator("start_urls")
+    @classmethod
+    def _check_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an absolute http(s) URL")
+        return urls
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", host):
+                raise ValueError(f"{host!r} is not a host name (no scheme or path)")
+        return [h.lower() for h in hosts]
+
+    @field_validator("article_patterns", "list_patterns", "deny_patterns")
+    @classmethod
+    def _check_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            _compile(pattern)
+        return patterns
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str | None) -> str | None:
+        return None if value is None else validate_cron(value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _check_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _default_hosts(self) -> Source:
+        if not self.allowed_hosts:
+            hosts = sorted({_netloc(u) for u in self.start_urls})
+            object.__setattr__(self, "allowed_hosts", hosts)
+        return self
+
+    @classmethod
+    def from_urls(cls, urls: list[str], *, id: str = "adhoc", max_depth: int = 3) -> Source:
+        """A source for bare start URLs: the scope is the URLs' own origins."""
+        return cls(id=id, name="start URLs given on the command line", start_urls=urls, max_depth=max_depth)
+
+
+def _netloc(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def load_source(path: Path) -> Source:
+    """Load and validate one source file; raise ConfigError naming the file, field and problem."""
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        source = Source.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(file)"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"field '{loc}': {msg}")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from exc
+    if source.id != path.stem:
+        raise ConfigError(f"{path}: field 'id': {source.id!r} must equal the file name {path.stem!r}")
+    return source
+
+
+@dataclass(slots=True)
+class SourcesReport:
+    sources: dict[str, Source] = field(default_factory=dict)
+    errors: list[ConfigError] = field(default_factory=list)
+
+
+def load_sources_report(directory: Path) -> SourcesReport:
+    """Load every ``*.toml`` in ``directory``; bad files are reported, good ones still load."""
+    report = SourcesReport()
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            source = load_source(path)
+        except ConfigError as exc:
+            report.errors.append(exc)
+            continue
+        report.sources[source.id] = source
+    return report
+
+
+def load_sources(directory: Path) -> dict[str, Source]:
+    """Load every source in ``directory``; raise ConfigError listing every bad file."""
+    report = load_sources_report(directory)
+    if report.errors:
+        raise ConfigError("\n".join(str(e) for e in report.errors))
+    return report.sources

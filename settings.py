@@ -1,0 +1,55 @@
+"""One settings object, read from the environment (prefix ``CRAWLER_``).
+
+Every component (the embedded crawl, the Celery workers, the CLI) reads its configuration from
+:func:`get_settings`; nothing else reads ``os.environ`` for crawler configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_USER_AGENT = (
+    "policy-crawler/0.1 (+https://github.com/policy-crawler/policy-crawler; research crawler)"
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRAWLER_", extra="ignore")
+
+    # Storage: the embedded default is a SQLite file; postgresql://... selects PostgreSQL.
+    database_url: str = Field(
+        "sqlite:///data/crawler.sqlite3",
+        description="SQLAlchemy URL of the document store (sqlite:///... or postgresql://...).",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker and shared crawl state.")
+
+    # Fetching
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent sent with every request.")
+    connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(20.0, gt=0, description="Seconds to wait for each chunk of a body.")
+    page_deadline: float = Field(60.0, gt=0, description="Seconds one page may take in total.")
+    max_body_bytes: int = Field(5_000_000, gt=0, description="Cap on a page body, after decompression.")
+    max_redirects: int = Field(5, ge=0, description="Redirect hops followed per page.")
+    max_url_length: int = Field(2048, gt=0, description="Longer URLs are refused.")
+    allow_private_networks: bool = Field(
+        False, description="Allow fetching loopback/private/link-local addresses (local sites, tests)."
+    )
+
+    # Crawl shape
+    concurrency: int = Field(16, gt=0, description="Requests in flight in the embedded crawl.")
+    per_host_concurrency: int = Field(2, gt=0, description="Requests in flight per host.")
+    per_host_delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
+    extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
+    extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
+
+    # Flower
+    flower_user: str = Field("admin", description="Flower basic-auth user.")
+    flower_password: str = Field("change-me", description="Flower basic-auth password.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
