@@ -1,0 +1,335 @@
+"""Fetch one HTML page: bounded in time and size, redirects followed by hand, bytes kept raw.
+
+The client is passed in (tests hand it a ``MockTransport`` or point it at a local server). We
+follow redirects ourselves so that every hop is checked against robots.txt and the address
+guard, a loop is detected, and the hop count is bounded. Bodies are read raw and decompressed
+here with an output cap, so a gzip/deflate/brotli bomb stops at ``max_body_bytes`` without ever
+being inflated in memory. Bytes are never decoded here: see :mod:`crawler.decode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import brotli
+import httpx
+
+from crawler.errors import (
+    BodyTooLarge,
+    ConnectionFailed,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    InvalidURL,
+    NotHTML,
+    ServerError,
+    TooManyRedirects,
+)
+from crawler.netguard import GuardedTransport, check_literal_host
+from crawler.urls import canonicalize
+
+HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# Sniffed only when the server sends no Content-Type at all.
+_HTML_SNIFF = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<title")
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass(slots=True, frozen=True)
+class FetchLimits:
+    user_agent: str
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    page_deadline: float = 60.0
+    max_body_bytes: int = 5_000_000
+    max_redirects: int = 5
+    max_url_length: int = 2048
+
+    @classmethod
+    def from_settings(cls, settings: object) -> FetchLimits:
+        names = [f for f in cls.__dataclass_fields__]
+        return cls(**{name: getattr(settings, name) for name in names})
+
+
+@dataclass(slots=True)
+class FetchResult:
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    charset: str | None
+    body: bytes
+    redirects: list[str] = field(default_factory=list)
+    etag: str | None = None
+    last_modified: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def is_redirect(self) -> bool:
+        """A redirect that was not followed (its target was claimed elsewhere)."""
+        return 300 <= self.status < 400 and self.status != 304
+
+
+class RobotsCheck(Protocol):
+    async def __call__(self, url: str) -> None:
+        """Raise DisallowedByRobots if ``url`` may not be fetched."""
+
+
+def make_client(
+    limits: FetchLimits, *, allow_private_networks: bool = False, max_connections: int = 100
+) -> httpx.AsyncClient:
+    """An AsyncClient configured for crawling (guarded unless private networks are allowed)."""
+    pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    transport: httpx.AsyncBaseTransport = (
+        httpx.AsyncHTTPTransport(limits=pool, trust_env=False)
+        if allow_private_networks
+        else GuardedTransport(limits=pool, trust_env=False)
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
+        headers={
+            "User-Agent": limits.user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+            "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5",
+            "Accept-Encoding": "gzip, deflate, br",
+        },
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def parse_content_type(value: str | None) -> tuple[str, str | None]:
+    """``text/html; charset=GBK`` -> ("text/html", "gbk")."""
+    if not value:
+        return "", None
+    mime, _, params = value.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, val = param.strip().partition("=")
+        if key.strip().lower() == "charset":
+            charset = val.strip().strip("'\"").lower() or None
+    return mime.strip().lower(), charset
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), bounded."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), _MAX_RETRY_AFTER)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    delay = when.timestamp() - (time.time() if now is None else now)
+    return min(max(delay, 0.0), _MAX_RETRY_AFTER)
+
+
+class _Decoder(Protocol):
+    def feed(self, data: bytes, limit: int) -> bytes: ...
+
+
+class _Identity:
+    def feed(self, data: bytes, limit: int) -> bytes:
+        return data
+
+
+class _Zlib:
+    def __init__(self, wbits: int) -> None:
+        self._obj = zlib.decompressobj(wbits)
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        # max_length bounds what one call may inflate: a bomb never gets past the cap.
+        out = self._obj.decompress(self._obj.unconsumed_tail + data, limit)
+        return out
+
+
+class _Deflate(_Zlib):
+    """'deflate' is zlib-wrapped by the RFC and raw by many servers; accept both."""
+
+    def __init__(self) -> None:
+        super().__init__(zlib.MAX_WBITS)
+        self._raw_checked = False
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        if not self._raw_checked:
+            self._raw_checked = True
+            try:
+                return super().feed(data, limit)
+            except zlib.error:
+                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
+        return super().feed(data, limit)
+
+
+class _Brotli:
+    def __init__(self) -> None:
+        self._obj = brotli.Decompressor()
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        out = self._obj.process(data, output_buffer_limit=limit)
+        return bytes(out)
+
+
+def _decoder_for(encoding: str | None, url: str) -> _Decoder:
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return _Identity()
+    if encoding in ("gzip", "x-gzip"):
+        return _Zlib(zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return _Deflate()
+    if encoding == "br":
+        return _Brotli()
+    raise NotHTML(f"unsupported Content-Encoding {encoding!r}", url=url, reason="bad_encoding")
+
+
+async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise BodyTooLarge(f"Content-Length {declared} exceeds the {cap}-byte cap", url=url)
+    decoder = _decoder_for(response.headers.get("content-encoding"), url)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for raw in response.aiter_raw():
+            # Ask for one byte more than the room left: getting it proves the cap is exceeded.
+            out = decoder.feed(raw, cap - size + 1)
+            size += len(out)
+            if size > cap:
+                raise BodyTooLarge(f"body exceeds the {cap}-byte cap (after decompression)", url=url)
+            chunks.append(out)
+    except (zlib.error, brotli.error) as exc:
+        raise NotHTML(f"corrupt compressed body: {exc}", url=url, reason="bad_encoding") from exc
+    return b"".join(chunks)
+
+
+def _looks_like_html(start: bytes) -> bool:
+    head = start[:1024].lstrip().lower()
+    return any(marker in head for marker in _HTML_SNIFF)
+
+
+class Fetcher:
+    """Fetches pages with one client, checking robots.txt on every hop when given a check."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        limits: FetchLimits,
+        *,
+        robots: RobotsCheck | Callable[[str], Awaitable[None]] | None = None,
+        block_private: bool = True,
+    ) -> None:
+        self.client = client
+        self.limits = limits
+        self.robots = robots
+        # Fails fast on IP-literal hosts; names are checked at connection time by the client
+        # that make_client builds (GuardedTransport).
+        self.block_private = block_private
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        claim: Callable[[str], bool] | None = None,
+    ) -> FetchResult:
+        """Fetch ``url`` (already canonical or not) and return its raw HTML bytes.
+
+        ``claim(target)`` is asked before following a redirect; when it returns False (the
+        target is already queued or fetched elsewhere) the redirect is not followed and the
+        result is the redirect itself (``is_redirect``, empty body, ``final_url`` = target).
+        Raises a :class:`~crawler.errors.FetchError` subclass for every failure.
+        """
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.limits.page_deadline):
+                result = await self._fetch_chain(url, headers or {}, claim)
+        except TimeoutError as exc:
+            raise FetchTimeout(f"page took longer than {self.limits.page_deadline:g} s", url=url) from exc
+        result.elapsed = time.monotonic() - started
+        return result
+
+    async def _fetch_chain(
+        self, url: str, headers: dict[str, str], claim: Callable[[str], bool] | None
+    ) -> FetchResult:
+        current = canonicalize(url, max_length=self.limits.max_url_length)
+        seen = {current}
+        redirects: list[str] = []
+        while True:
+            if self.robots is not None:
+                await self.robots(current)
+            outcome = await self._fetch_once(current, headers)
+            if isinstance(outcome, FetchResult):
+                outcome.url = url
+                outcome.redirects = redirects
+                return outcome
+            status, location = outcome
+            try:
+                target = canonicalize(location, max_length=self.limits.max_url_length)
+            except InvalidURL as exc:
+                raise InvalidURL(f"redirect from {current} to an invalid URL: {exc}", url=url) from exc
+            redirects.append(current)
+            if target in seen:
+                raise TooManyRedirects(
+                    f"redirect loop: {current} -> {target}", url=url, reason="redirect_loop"
+                )
+            if len(redirects) > self.limits.max_redirects:
+                raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects", url=url)
+            if claim is not None and not claim(target):
+                return FetchResult(url, target, status, "", None, b"", redirects=redirects)
+            seen.add(target)
+            current = target
+
+    async def _fetch_once(self, url: str, headers: dict[str, str]) -> FetchResult | tuple[int, str]:
+        """One request: a result, or a redirect's (status, absolute target URL)."""
+        if self.block_private:
+            check_literal_host(httpx.URL(url).host)
+        try:
+            async with self.client.stream("GET", url, headers=headers) as response:
+                return await self._handle(url, response)
+        except FetchError:
+            raise
+        except httpx.TimeoutException as exc:
+            raise FetchTimeout(f"timed out: {type(exc).__name__}", url=url) from exc
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise InvalidURL(f"invalid URL: {exc}", url=url) from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}", url=url) from exc
+
+    async def _handle(self, url: str, response: httpx.Response) -> FetchResult | tuple[int, str]:
+        status = response.status_code
+        if status in _REDIRECT_STATUSES:
+            location = response.headers.get("location")
+            if not location:
+                raise HTTPStatusError(f"HTTP {status} without a Location header", url=url, status=status)
+            return status, str(response.url.join(location))
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise ServerError(f"HTTP {status}", url=url, status=status, retry_after=retry_after)
+        mime, charset = parse_content_type(response.headers.get("content-type"))
+        etag = response.headers.get("etag")
+        last_modified = response.headers.get("last-modified")
+        if status == 304:
+            return FetchResult(url, url, status, mime, charset, b"", etag=etag, last_modified=last_modified)
+        if status >= 400 or status < 200 or status in (204, 205):
+            raise HTTPStatusError(f"HTTP {status}", url=url, status=status)
+        if mime and mime not in HTML_CONTENT_TYPES:
+            raise NotHTML(f"content type {mime!r} is not HTML", url=url)
+        body = await _read_body(response, url, self.limits.max_body_bytes)
+        if not mime and not _looks_like_html(body):
+            raise NotHTML("no Content-Type and the body does not look like HTML", url=url)
+        return FetchResult(
+            url, url, status, mime or "text/html", charset, body, etag=etag, last_modified=last_modified
+        )
