@@ -1,0 +1,119 @@
+"""Find a page's links (selectolax) and decide which of them are in a source's scope."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
+
+from crawler.errors import InvalidURL
+from crawler.sources import Source
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, host_of, resolve
+
+_SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "ftp:", "file:", "about:", "#")
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.IGNORECASE)
+# Files that are never HTML pages: not worth a request.
+_BINARY_SUFFIX = re.compile(
+    r"\.(pdf|docx?|xlsx?|pptx?|wps|et|zip|rar|7z|gz|tar|jpe?g|png|gif|bmp|webp|svg|ico|mp[34]|avi|mov|flv|"
+    r"wmv|exe|apk|dmg|iso|css|js|json|xml|txt|ofd|ceb)$",
+    re.IGNORECASE,
+)
+
+
+def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX_URL_LENGTH) -> list[str]:
+    """Canonical absolute URLs of a page's ``<a>``/``<area>`` links and meta refresh, in page order.
+
+    Relative links resolve against ``<base href>`` when present. ``rel=nofollow`` links, non-http
+    schemes and malformed URLs are skipped. Each URL appears once.
+    """
+    tree = HTMLParser(html)
+    base = page_url
+    base_node = tree.css_first("base[href]")
+    if base_node is not None:
+        href = (base_node.attributes.get("href") or "").strip()
+        if href:
+            base = resolve(page_url, href)
+
+    candidates: list[str] = []
+    for node in tree.css("a[href], area[href]"):
+        rel = (node.attributes.get("rel") or "").lower()
+        if "nofollow" in rel:
+            continue
+        href = node.attributes.get("href")
+        if href:
+            candidates.append(href)
+    for node in tree.css("meta[http-equiv]"):
+        if (node.attributes.get("http-equiv") or "").lower() == "refresh":
+            match = _REFRESH_URL.search(node.attributes.get("content") or "")
+            if match:
+                candidates.append(match.group(1))
+
+    seen: set[str] = set()
+    links: list[str] = []
+    for href in candidates:
+        href = href.strip()
+        if not href or href.lower().startswith(_SKIP_SCHEMES):
+            continue
+        try:
+            url = canonicalize(resolve(base, href), max_length=max_url_length)
+        except (InvalidURL, ValueError):
+            continue
+        if url not in seen:
+            seen.add(url)
+            links.append(url)
+    return links
+
+
+class PageKind(StrEnum):
+    ARTICLE = "article"  # extract a document
+    LIST = "list"  # follow its links only
+    ANY = "any"  # unknown: follow links and try to extract (sources without patterns)
+
+
+@dataclass(slots=True, frozen=True)
+class Verdict:
+    follow: bool
+    kind: PageKind
+    reason: str | None = None  # why not followed: out_of_scope, denied, too_deep, binary
+
+
+class Scope:
+    """A source's crawl rules: allowed hosts, allow/deny patterns, maximum depth."""
+
+    def __init__(self, source: Source, *, max_depth: int | None = None) -> None:
+        self.source = source
+        self.max_depth = source.max_depth if max_depth is None else max_depth
+        self.hosts = frozenset(source.allowed_hosts)
+        self._article = [re.compile(p) for p in source.article_patterns]
+        self._list = [re.compile(p) for p in source.list_patterns]
+        self._deny = [re.compile(p) for p in source.deny_patterns]
+        self.start_urls = frozenset(canonicalize(u) for u in source.start_urls)
+
+    def host_allowed(self, url: str) -> bool:
+        host = host_of(url)
+        bare = host.split(":", 1)[0]
+        return host in self.hosts or any(bare.endswith("." + h) for h in self.hosts if ":" not in h)
+
+    def judge(self, url: str, depth: int) -> Verdict:
+        """Whether to fetch ``url`` found at ``depth`` links from a start URL, and as what."""
+        if not self.host_allowed(url):
+            return Verdict(False, PageKind.ANY, "out_of_scope")
+        if any(p.search(url) for p in self._deny):
+            return Verdict(False, PageKind.ANY, "denied")
+        if _BINARY_SUFFIX.search(url.split("?", 1)[0]):
+            return Verdict(False, PageKind.ANY, "not_html")
+        if depth > self.max_depth:
+            return Verdict(False, PageKind.ANY, "too_deep")
+        if url in self.start_urls:
+            return Verdict(True, PageKind.LIST if (self._article or self._list) else PageKind.ANY)
+        is_article = any(p.search(url) for p in self._article)
+        is_list = any(p.search(url) for p in self._list)
+        if self._article or self._list:
+            if is_article:
+                return Verdict(True, PageKind.ARTICLE)
+            if is_list:
+                return Verdict(True, PageKind.LIST)
+            return Verdict(False, PageKind.ANY, "no_pattern")
+        return Verdict(True, PageKind.ANY)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crawler.links import PageKind, Scope, extract_links
+from crawler.sources import Source
+
+PAGE = """<html><head><title>列表</title></head><body>
+<a href="t20240315_1.html">一</a>
+<a href="./t20240315_1.html#comments">一 again</a>
+<a href="../kjbgz/t20240316_2.html?utm_source=weibo">二</a>
+<a href="http://other.test/x.html">external</a>
+<a href="javascript:void(0)">js</a><a href="mailto:a@b.cn">mail</a><a href="#top">top</a>
+<a href="/files/report.pdf">附件</a>
+<a href="/spam" rel="nofollow">nofollow</a>
+<a href="http://[broken">broken</a>
+<area href="/area.html">
+<a>no href</a>
+</body></html>"""
+
+
+def test_links_are_resolved_canonical_and_unique() -> None:
+    links = extract_links(PAGE, "http://www.most.gov.cn/kjbgz/index.html")
+    assert links == [
+        "http://www.most.gov.cn/kjbgz/t20240315_1.html",
+        "http://www.most.gov.cn/kjbgz/t20240316_2.html",
+        "http://other.test/x.html",
+        "http://www.most.gov.cn/files/report.pdf",
+        "http://www.most.gov.cn/area.html",
+    ]
+
+
+def test_base_href_is_honoured() -> None:
+    page = '<html><head><base href="http://cdn.test/news/"></head><body><a href="a.html">a</a></body></html>'
+    assert extract_links(page, "http://www.test/other/page.html") == ["http://cdn.test/news/a.html"]
+
+
+def test_meta_refresh_is_a_link() -> None:
+    page = '<meta http-equiv="Refresh" content="0; url=/kjbgz/index.html">'
+    assert extract_links(page, "http://a.test/") == ["http://a.test/kjbgz/index.html"]
+
+
+@given(st.text(max_size=500))
+def test_link_extraction_never_raises(text: str) -> None:
+    for link in extract_links(text, "http://a.test/"):
+        assert link.startswith("http")
+
+
+SOURCE = Source(
+    id="most",
+    name="ministry",
+    start_urls=["http://www.most.gov.cn/kjbgz/"],
+    allowed_hosts=["www.most.gov.cn"],
+    article_patterns=[r"/t\d{8}_\d+\.html$"],
+    list_patterns=[r"/kjbgz/(index(_\d+)?\.html)?$"],
+    deny_patterns=[r"/admin/"],
+    max_depth=2,
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "depth", "follow", "kind", "reason"),
+    [
+        ("http://www.most.gov.cn/kjbgz/", 0, True, PageKind.LIST, None),
+        ("http://www.most.gov.cn/kjbgz/index_2.html", 1, True, PageKind.LIST, None),
+        ("http://www.most.gov.cn/kjbgz/t20240315_1.html", 2, True, PageKind.ARTICLE, None),
+        ("http://www.most.gov.cn/kjbgz/t20240315_1.html", 3, False, PageKind.ANY, "too_deep"),
+        ("http://other.test/t20240315_1.html", 1, False, PageKind.ANY, "out_of_scope"),
+        ("http://www.most.gov.cn/admin/t20240315_1.html", 1, False, PageKind.ANY, "denied"),
+        ("http://www.most.gov.cn/about.html", 1, False, PageKind.ANY, "no_pattern"),
+        ("http://www.most.gov.cn/files/a.pdf", 1, False, PageKind.ANY, "not_html"),
+    ],
+)
+def test_scope_judges_by_source_rules(url: str, depth: int, follow: bool, kind: PageKind, reason: str | None) -> None:
+    verdict = Scope(SOURCE).judge(url, depth)
+    assert (verdict.follow, verdict.kind, verdict.reason) == (follow, kind, reason)
+
+
+def test_bare_url_source_scopes_to_its_origin() -> None:
+    scope = Scope(Source.from_urls(["http://127.0.0.1:8801/"], max_depth=1))
+    assert scope.judge("http://127.0.0.1:8801/a/b.html", 1).follow
+    assert scope.judge("http://127.0.0.1:8801/a/b.html", 1).kind is PageKind.ANY
+    assert not scope.judge("http://127.0.0.1:8802/a.html", 1).follow
+
+
+def test_subdomains_of_an_allowed_host() -> None:
+    scope = Scope(Source(id="x", name="x", start_urls=["http://most.gov.cn/"], allowed_hosts=["most.gov.cn"]))
+    assert scope.host_allowed("http://www.most.gov.cn/a")
+    assert not scope.host_allowed("http://evilmost.gov.cn/a")
