@@ -35,8 +35,23 @@ _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
 _CRON_ITEM = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?$")
 
 
+_EVERY = re.compile(r"^@every\s+(\d+)\s*(s|m|h)$")
+_EVERY_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def every_seconds(expr: str) -> int | None:
+    """Seconds of an ``@every 30s`` / ``@every 15m`` / ``@every 6h`` schedule, None for cron."""
+    match = _EVERY.match(expr.strip())
+    return int(match.group(1)) * _EVERY_SECONDS[match.group(2)] if match else None
+
+
 def validate_cron(expr: str) -> str:
-    """Check a five-field cron expression (numbers, ``*``, ranges, steps, lists)."""
+    """Check a schedule: five cron fields (numbers, ``*``, ranges, steps, lists) or ``@every N[smh]``."""
+    if expr.strip().startswith("@every"):
+        seconds = every_seconds(expr)
+        if not seconds:
+            raise ValueError(f"interval must look like '@every 30s', '@every 15m' or '@every 6h': {expr!r}")
+        return expr.strip()
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"cron needs 5 fields (minute hour day month weekday), got {len(fields)}: {expr!r}")
