@@ -1,0 +1,594 @@
+"""The document store on SQLAlchemy Core: one implementation for SQLite and PostgreSQL.
+
+Why Core and one class: the two backends differ only in connection setup (pragmas, pooling,
+driver) and in which dialect's ``insert`` builds ``ON CONFLICT``; the queries are the same. So
+the dialect is chosen once in :class:`Store` and everything else is shared, and the same
+contract tests run on both.
+
+Concurrency model:
+
+* threads: every call checks a connection out of the engine's pool, so threads never share a
+  DBAPI connection (except ``sqlite:///:memory:``, which has one connection and a lock);
+* processes: SQLite runs in WAL mode with a busy timeout, and write transactions start with
+  ``BEGIN IMMEDIATE`` so a writer waits for the lock instead of failing half-way; PostgreSQL
+  handles this natively. A store inherited through ``fork`` drops the parent's pooled
+  connections on first use in the child;
+* duplicates: documents are inserted with ``ON CONFLICT (content_hash) DO NOTHING``, so a task
+  delivered twice, or two workers racing, never store a second copy and never raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    UniqueConstraint,
+    case,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, Row, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import TypeDecorator
+
+from crawler.document import Document, utcnow
+
+from .models import StorageError, UrlState, UrlStatus, mask_password
+
+__all__ = ["SCHEMA_VERSION", "Store", "documents", "metadata", "open_store", "schema_version", "urls"]
+
+#: Bumped by every schema migration; recorded in the ``schema_version`` table.
+SCHEMA_VERSION = 1
+
+#: SQLite waits this long for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: PostgreSQL connect timeout unless the URL sets ``connect_timeout`` itself.
+PG_CONNECT_TIMEOUT_S = 10
+#: Rows fetched per round trip when streaming (server-side cursor on PostgreSQL).
+DEFAULT_BATCH_SIZE = 1000
+
+# Key of the PostgreSQL advisory lock that serializes schema creation ("policy" + 1).
+_PG_SCHEMA_LOCK_KEY = 0x706F6C6963790001
+# Execution option read by the SQLite "begin" hook: which BEGIN to emit.
+_SQLITE_BEGIN_OPTION = "policy_crawler_sqlite_begin"
+# SQLSTATEs after which PostgreSQL rolled the whole transaction back and a retry is safe.
+_PG_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+_WRITE_RETRIES = 5
+
+T = TypeVar("T")
+
+
+# -- schema ---------------------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back as an aware UTC datetime.
+
+    PostgreSQL stores ``timestamptz`` and returns it in the session time zone; SQLite has no
+    time zone support and SQLAlchemy would silently drop the offset. So values are converted to
+    UTC on the way in (naive values are taken as UTC, as :meth:`Document.to_export` does) and
+    tagged/converted to UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # SQLite's DATETIME storage format has no offset: store naive UTC (sorts correctly too).
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+# BIGSERIAL on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" aliases the rowid.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),  # insertion order
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=False),
+    Column("canonical_url", Text),
+    Column("source", Text),
+    Column("title", Text),
+    Column("published_at", Text),  # ISO 8601 date or date-time, as extracted
+    Column("agency", Text),
+    Column("author", Text),
+    Column("text", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Column("lang", Text),
+    Column("duplicate_of", Text),
+    UniqueConstraint("content_hash", name="uq_documents_content_hash"),
+    CheckConstraint("content_hash <> ''", name="ck_documents_content_hash_nonempty"),
+    # (source, id) serves both "WHERE source = ?" and "ORDER BY id" for one source.
+    Index("ix_documents_source", "source", "id"),
+    Index("ix_documents_url", "url"),
+)
+
+urls = Table(
+    "urls",
+    metadata,
+    Column("url", Text, primary_key=True),
+    Column("source", Text),
+    Column("status", Text, nullable=False),  # a UrlStatus value; validated in Python
+    Column("depth", Integer, nullable=False),
+    Column("http_status", Integer),
+    Column("final_url", Text),
+    Column("error_reason", Text),
+    Column("error_message", Text),
+    Column("fetched_at", UTCDateTime()),
+    Column("content_hash", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("attempts", Integer, nullable=False),
+    Index("ix_urls_status", "status"),
+    Index("ix_urls_source", "source"),
+)
+
+# One row per applied schema version; the current version is the maximum.
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+_DOC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Document))
+_URL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UrlState))
+
+
+# -- URLs and engines -----------------------------------------------------------------------------
+
+_URL_HELP = (
+    "expected sqlite:///path/to/file.sqlite3, sqlite:///:memory: or postgresql://user@host:5432/dbname"
+)
+
+
+def _parse_url(raw: str) -> URL:
+    """Parse and normalize a database URL; map bare ``postgresql://`` to the psycopg 3 driver."""
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError, TypeError):
+        # "from None": the parser's own error may quote the URL, password included.
+        raise StorageError(f"invalid database URL {mask_password(str(raw))!r}: {_URL_HELP}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgresql", "postgres"):
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; we ship psycopg 3.
+        return url.set(drivername=f"postgresql+{driver or 'psycopg'}")
+    if backend == "sqlite":
+        return url
+    raise StorageError(f"unsupported database {url.render_as_string(hide_password=True)!r}: {_URL_HELP}")
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:")
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """Per-connection SQLite setup: our own transaction control, WAL, busy timeout, FKs."""
+    # Let SQLAlchemy emit BEGIN (see _sqlite_on_begin) instead of the sqlite3 module, which
+    # would start transactions lazily and commit before DDL.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")  # a no-op ("memory") for in-memory DBs
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL, much faster
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    """Emit BEGIN, or BEGIN IMMEDIATE for write transactions.
+
+    A deferred transaction that reads and then writes fails at once with SQLITE_BUSY (the busy
+    timeout does not apply) if another process wrote in between; IMMEDIATE takes the write lock
+    up front, waiting up to the busy timeout, so writers queue instead of failing.
+    """
+    mode = conn.get_execution_options().get(_SQLITE_BEGIN_OPTION, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _create_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "sqlite":
+        if _is_sqlite_memory(url):
+            # One shared connection, or every checkout would see a new, empty database.
+            engine = create_engine(
+                url,
+                poolclass=StaticPool,
+                connect_args={"check_same_thread": False},
+                hide_parameters=True,
+            )
+        else:
+            database = url.database or ""
+            if not database.startswith("file:"):  # URI filenames are the caller's business
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                hide_parameters=True,
+            )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    # hide_parameters: error messages and logs must not carry document text (or anything else
+    # passed as a parameter).
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, hide_parameters=True)
+
+
+# -- row conversion -------------------------------------------------------------------------------
+
+
+def _strip_nul(value: Any) -> Any:
+    """Drop NUL characters from strings: PostgreSQL text cannot hold them, and stripping on
+    both backends keeps them behaving alike (NUL never carries meaning in crawled text)."""
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def _doc_to_row(doc: Document) -> dict[str, Any]:
+    if not isinstance(doc.content_hash, str) or not doc.content_hash:
+        raise ValueError(f"document {doc.url!r} has no content_hash; run the dedup stage before storing it")
+    return {name: _strip_nul(getattr(doc, name)) for name in _DOC_FIELDS}
+
+
+def _row_to_doc(row: Row[Any]) -> Document:
+    mapping = row._mapping
+    return Document(**{name: mapping[name] for name in _DOC_FIELDS})
+
+
+def _state_to_row(state: UrlState) -> dict[str, Any]:
+    row = {name: _strip_nul(getattr(state, name)) for name in _URL_FIELDS}
+    row["status"] = UrlStatus(state.status).value  # also accepts the plain string; rejects typos
+    row["attempts"] = int(state.attempts or 0)
+    row["depth"] = int(state.depth or 0)
+    return row
+
+
+def _row_to_state(row: Row[Any]) -> UrlState:
+    mapping = row._mapping
+    values = {name: mapping[name] for name in _URL_FIELDS}
+    values["status"] = UrlStatus(values["status"])
+    return UrlState(**values)
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class Store:
+    """The document and URL store. Open it with :func:`open_store`.
+
+    Safe to share between threads; open one per process (one inherited through ``fork`` also
+    works). Every database failure surfaces as :class:`StorageError`.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = _parse_url(url)
+        self._password = parsed.password if isinstance(parsed.password, str) else None
+        #: The URL with its password masked: safe to log and show.
+        self.safe_url: str = parsed.render_as_string(hide_password=True)
+        self.dialect: Literal["sqlite", "postgresql"] = (
+            "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
+        )
+        self._memory = self.dialect == "sqlite" and _is_sqlite_memory(parsed)
+        # The single in-memory connection must not be used by two threads at once.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if self._memory else contextlib.nullcontext()
+        )
+        self._insert = sqlite_dialect.insert if self.dialect == "sqlite" else pg_dialect.insert
+        self._closed = False
+        try:
+            self._engine = _create_engine(parsed)
+        except NoSuchModuleError:
+            raise StorageError(f"no driver for database {self.safe_url!r}: {_URL_HELP}") from None
+        except (OSError, SQLAlchemyError, ImportError) as exc:
+            raise StorageError(self._describe(f"opening the store on {self.safe_url}", exc)) from None
+        self._pid = os.getpid()
+        try:
+            self._ensure_schema()
+        except StorageError:
+            self._engine.dispose()
+            raise
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"Store({self.safe_url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for migrations and diagnostics."""
+        return self._get_engine()
+
+    def close(self) -> None:
+        """Close all pooled connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if os.getpid() != self._pid:
+                # Inherited through fork: closing the parent's connections would break them.
+                self._engine.dispose(close=False)
+            self._engine.dispose()
+
+    def _get_engine(self) -> Engine:
+        if self._closed:
+            raise StorageError(f"the store {self.safe_url} is closed")
+        pid = os.getpid()
+        if pid != self._pid:
+            # Forked: the pooled connections belong to the parent. Forget them without closing
+            # (closing would tear down the parent's sockets).
+            self._engine.dispose(close=False)
+            self._pid = pid
+        return self._engine
+
+    def _describe(self, action: str, exc: BaseException) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        detail = " ".join(str(orig).split()) or type(orig).__name__
+        return mask_password(f"{action} failed: {type(orig).__name__}: {detail}", self._password)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn SQLAlchemy/driver errors into StorageError with a credential-free message."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(self._describe(f"{action} on {self.safe_url}", exc)) from exc
+
+    def _write(self, action: str, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction; retry if PostgreSQL aborted it as a deadlock."""
+        with self._errors(action), self._lock:
+            engine = self._get_engine()
+            for attempt in range(_WRITE_RETRIES):
+                try:
+                    with engine.connect() as conn:
+                        conn.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                        with conn.begin():
+                            return work(conn)
+                except DBAPIError as exc:
+                    sqlstate = getattr(exc.orig, "sqlstate", None)
+                    if sqlstate not in _PG_RETRYABLE_SQLSTATES or attempt == _WRITE_RETRIES - 1:
+                        raise
+                    time.sleep(0.01 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(self, action: str, work: Callable[[Connection], T]) -> T:
+        with self._errors(action), self._lock, self._get_engine().connect() as conn:
+            return work(conn)
+
+    def _stream(self, action: str, stmt: Select[Any], batch_size: int) -> Iterator[Row[Any]]:
+        """Yield rows of ``stmt`` in batches (a server-side cursor on PostgreSQL).
+
+        The connection stays checked out until the iterator is exhausted or closed.
+        """
+        if self._memory:
+            # One shared connection: materialize, so callers can write while iterating.
+            yield from self._read(action, lambda conn: conn.execute(stmt).all())
+            return
+        with self._errors(action), self._get_engine().connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(stmt)
+            yield from result
+
+    def _ensure_schema(self) -> None:
+        """Create missing tables and indexes, and check/record the schema version.
+
+        Idempotent, and safe when several processes open a new database at once: PostgreSQL
+        serializes creators with an advisory lock (concurrent CREATE TABLE IF NOT EXISTS can
+        still collide in the catalog); SQLite's BEGIN IMMEDIATE does the same.
+        """
+
+        def create(conn: Connection) -> None:
+            if self.dialect == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_KEY)))
+            metadata.create_all(conn, checkfirst=True)
+            current = conn.scalar(select(func.max(schema_version.c.version)))
+            if current is None:
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
+            elif current > SCHEMA_VERSION:
+                raise StorageError(
+                    f"the database {self.safe_url} has schema version {current}, newer than this "
+                    f"code's {SCHEMA_VERSION}: upgrade policy-crawler"
+                )
+            # current < SCHEMA_VERSION: migrations go here when there are any.
+
+        self._write("opening the store", create)
+
+    # -- documents --------------------------------------------------------------------------------
+
+    def add_document(self, doc: Document) -> bool:
+        """Store ``doc`` unless a document with its ``content_hash`` exists. True if inserted."""
+        return self.add_documents([doc])[0]
+
+    def add_documents(self, docs: Sequence[Document]) -> list[bool]:
+        """Insert-if-absent a batch in one transaction; one bool per input, True if inserted.
+
+        A hash repeated inside the batch counts as inserted (at most) for its first occurrence.
+        Insertion order (``iter_documents`` order) follows the order of ``docs``. NUL characters
+        are dropped from every string field. Raises ValueError for an empty ``content_hash``.
+        """
+        if not docs:
+            return []
+        keys: list[str] = []  # content_hash per input, as stored
+        first_index: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        for index, doc in enumerate(docs):
+            row = _doc_to_row(doc)
+            keys.append(row["content_hash"])
+            if row["content_hash"] not in first_index:
+                first_index[row["content_hash"]] = index
+                rows.append(row)
+        stmt = (
+            self._insert(documents)
+            .on_conflict_do_nothing(index_elements=[documents.c.content_hash])
+            .returning(documents.c.content_hash)
+        )
+
+        def work(conn: Connection) -> set[str]:
+            # RETURNING yields only the rows actually inserted (not the conflicting ones).
+            return set(conn.execute(stmt, rows).scalars())
+
+        inserted = self._write("storing documents", work)
+        return [first_index[key] == index and key in inserted for index, key in enumerate(keys)]
+
+    def get_document(self, content_hash: str) -> Document | None:
+        stmt = select(documents).where(documents.c.content_hash == content_hash)
+        row = self._read("reading a document", lambda conn: conn.execute(stmt).first())
+        return None if row is None else _row_to_doc(row)
+
+    def iter_documents(
+        self, *, source: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Generator[Document, None, None]:
+        """Stream documents in insertion order without loading them all into memory.
+
+        The iterator holds a database connection until exhausted; ``close()`` it to stop early.
+        """
+        stmt = select(documents).order_by(documents.c.id)
+        if source is not None:
+            stmt = stmt.where(documents.c.source == source)
+        for row in self._stream("reading documents", stmt, batch_size):
+            yield _row_to_doc(row)
+
+    def count_documents(self, *, source: str | None = None) -> int:
+        stmt = select(func.count()).select_from(documents)
+        if source is not None:
+            stmt = stmt.where(documents.c.source == source)
+        return int(self._read("counting documents", lambda conn: conn.scalar(stmt)) or 0)
+
+    # -- URLs -------------------------------------------------------------------------------------
+
+    def record_url(self, state: UrlState) -> None:
+        """Upsert one URL's state (see :meth:`record_urls`)."""
+        self.record_urls([state])
+
+    def record_urls(self, states: Sequence[UrlState]) -> None:
+        """Upsert URL states in one transaction: last write wins, except ``attempts`` keeps
+        the maximum seen, so a late or replayed report never makes a URL look less tried."""
+        if not states:
+            return
+        merged: dict[str, dict[str, Any]] = {}
+        for state in states:
+            row = _state_to_row(state)
+            previous = merged.get(row["url"])
+            if previous is not None:  # PostgreSQL refuses to update one row twice per statement
+                row["attempts"] = max(row["attempts"], previous["attempts"])
+            merged[row["url"]] = row
+        # A fixed order makes concurrent batches lock rows in the same order (no deadlocks).
+        rows = [merged[url] for url in sorted(merged)]
+        stmt = self._insert(urls)
+        excluded = stmt.excluded
+        updates: dict[str, Any] = {name: excluded[name] for name in _URL_FIELDS if name != "url"}
+        updates["attempts"] = case(
+            (excluded.attempts > urls.c.attempts, excluded.attempts), else_=urls.c.attempts
+        )
+        upsert = stmt.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
+        self._write("recording URLs", lambda conn: conn.execute(upsert, rows))
+
+    def get_url(self, url: str) -> UrlState | None:
+        stmt = select(urls).where(urls.c.url == url)
+        row = self._read("reading a URL", lambda conn: conn.execute(stmt).first())
+        return None if row is None else _row_to_state(row)
+
+    def iter_urls(
+        self,
+        *,
+        status: UrlStatus | None = None,
+        source: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Generator[UrlState, None, None]:
+        """Stream URL states, ordered by URL, optionally filtered by status and/or source."""
+        stmt = select(urls).order_by(urls.c.url)
+        if status is not None:
+            stmt = stmt.where(urls.c.status == UrlStatus(status).value)
+        if source is not None:
+            stmt = stmt.where(urls.c.source == source)
+        for row in self._stream("reading URLs", stmt, batch_size):
+            yield _row_to_state(row)
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the CLI and monitoring, read in one transaction.
+
+        ``{"documents": n, "documents_by_source": {source: n}, "urls": n,
+        "urls_by_status": {status: n}, "errors_by_reason": {reason: n}}``; a document or URL
+        without a source is counted under ``None``.
+        """
+
+        def grouped(conn: Connection, column: Any, where: Any = None) -> dict[Any, int]:
+            stmt = select(column, func.count()).group_by(column).order_by(column)
+            if where is not None:
+                stmt = stmt.where(where)
+            return {key: int(n) for key, n in conn.execute(stmt)}
+
+        def work(conn: Connection) -> dict[str, Any]:
+            by_source = grouped(conn, documents.c.source)
+            by_status = grouped(conn, urls.c.status)
+            return {
+                "documents": sum(by_source.values()),
+                "documents_by_source": by_source,
+                "urls": sum(by_status.values()),
+                "urls_by_status": by_status,
+                "errors_by_reason": grouped(conn, urls.c.error_reason, urls.c.error_reason.is_not(None)),
+            }
+
+        return self._read("computing stats", work)
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create if needed) the store at ``url``, default ``settings.database_url``.
+
+    ``sqlite:///path`` (parent directories are created), ``sqlite:///:memory:``, or
+    ``postgresql://user[:password]@host[:port]/db``. Raises :class:`StorageError` if the URL is
+    bad or the database unreachable.
+    """
+    if url is None:
+        # Imported lazily (keeps pydantic out of plain storage imports) and through importlib so
+        # that `mypy storage` does not type-check settings.py, which needs the pydantic mypy
+        # plugin (not configured yet) for its Field(default, ...) declarations.
+        url = str(importlib.import_module("settings").get_settings().database_url)
+    return Store(url)
