@@ -90,9 +90,9 @@ class Source(BaseModel):
     list_patterns: list[Pattern] = Field(default_factory=list)
     deny_patterns: list[Pattern] = Field(default_factory=list)
     max_depth: int = Field(3, ge=0, le=50)
-    max_pages: int | None = Field(None, gt=0)
-    per_host_delay: float | None = Field(None, ge=0, le=3600)
-    per_host_concurrency: int | None = Field(None, gt=0, le=64)
+    max_pages: int | None = Field(default=None, gt=0)
+    per_host_delay: float | None = Field(default=None, ge=0, le=3600)
+    per_host_concurrency: int | None = Field(default=None, gt=0, le=64)
     schedule: str | None = None
     encoding: str | None = None
     enabled: bool = True
