@@ -32,9 +32,9 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
     base = page_url
     base_node = tree.css_first("base[href]")
     if base_node is not None:
-        href = (base_node.attributes.get("href") or "").strip()
-        if href:
-            base = resolve(page_url, href)
+        base_href = (base_node.attributes.get("href") or "").strip()
+        if base_href:
+            base = resolve(page_url, base_href)
 
     candidates: list[str] = []
     for node in tree.css("a[href], area[href]"):

@@ -1,0 +1,390 @@
+"""``crawler``: the command line.
+
+Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``stats``, ``sources``.
+Cluster mode (Celery + Redis): ``enqueue``, ``status``, ``wait``, registered from :mod:`workers.cli`.
+Every command reads its configuration from :mod:`settings` (``CRAWLER_*`` environment variables);
+flags override single values for one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from crawler.errors import ConfigError, CrawlerError
+from crawler.sources import Source
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+err_console = Console(stderr=True)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from settings import get_settings
+
+    settings = get_settings()
+    if getattr(args, "db", None):
+        settings = settings.model_copy(update={"database_url": args.db})
+    return settings
+
+
+@contextmanager
+def _open_store(args: argparse.Namespace) -> Iterator[Any]:
+    from storage import open_store
+
+    store = open_store(_settings(args).database_url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+# -- crawl ---------------------------------------------------------------------------------------
+
+
+def resolve_targets(targets: Sequence[str], *, max_depth: int | None = None) -> list[Source]:
+    """Source ids and bare URLs -> sources. Bare URLs form one source scoped to their origins."""
+    from seeds import all_sources
+
+    urls = [t for t in targets if "://" in t]
+    ids = [t for t in targets if "://" not in t]
+    sources: list[Source] = []
+    if ids:
+        known = all_sources()
+        for source_id in ids:
+            if source_id not in known:
+                raise ConfigError(
+                    f"unknown source {source_id!r}; known: {', '.join(sorted(known)) or 'none'}"
+                )
+            sources.append(known[source_id])
+    if urls:
+        try:
+            sources.append(Source.from_urls(urls, max_depth=3 if max_depth is None else max_depth))
+        except ValueError as exc:
+            raise ConfigError(f"bad start URL: {exc}") from exc
+    return sources
+
+
+def _status_line(crawl: Any) -> Text:
+    s = crawl.stats
+    return Text.assemble(
+        ("crawling ", "bold"),
+        f"fetched {s.pages_fetched}  stored {s.documents_stored}  duplicates {s.duplicates}  ",
+        (f"errors {s.error_count}  ", "red" if s.error_count else ""),
+        f"queued {crawl.queue_size}  {s.pages_per_second:.1f} pages/s",
+    )
+
+
+async def _run_crawl(crawl: Any, console: Console) -> Any:
+    if not console.is_terminal:
+        return await crawl.run()
+    task = asyncio.create_task(crawl.run())
+    with Live(_status_line(crawl), console=console, refresh_per_second=4, transient=True) as live:
+        while not task.done():
+            live.update(_status_line(crawl))
+            await asyncio.wait({task}, timeout=0.25)
+    return task.result()
+
+
+def summary_table(stats: Any) -> Table:
+    table = Table(title="crawl summary", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("pages fetched", str(stats.pages_fetched))
+    table.add_row("documents stored", str(stats.documents_stored))
+    table.add_row("duplicates", str(stats.duplicates))
+    table.add_row("redirects to known URLs", str(stats.redirects_skipped))
+    table.add_row("errors", str(stats.error_count))
+    for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"  {reason}", str(count))
+    skipped = sum(stats.skipped.values())
+    if skipped:
+        table.add_row("links not followed", str(skipped))
+        for reason, count in sorted(stats.skipped.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(f"  {reason}", str(count))
+    table.add_row("elapsed", f"{stats.elapsed:.2f} s")
+    table.add_row("pages/s", f"{stats.pages_per_second:.1f}")
+    return table
+
+
+def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: Console) -> Any:
+    from crawler.crawl import CrawlOptions, EmbeddedCrawl
+
+    settings = _settings(args)
+    options = CrawlOptions.from_settings(
+        settings,
+        max_pages=args.max_pages,
+        max_depth=args.max_depth,
+        concurrency=args.concurrency,
+        allow_private_networks=True if args.allow_private_networks else None,
+        per_host_delay=args.delay,
+    )
+    with _open_store(args) as store:
+        crawl = EmbeddedCrawl(sources, store, options)
+        stats = asyncio.run(_run_crawl(crawl, err_console))
+    console.print(summary_table(stats))
+    return stats
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    if not args.targets:
+        err_console.print("crawl: give at least one source id or start URL (see `crawler sources`)")
+        return EXIT_USAGE
+    sources = resolve_targets(args.targets, max_depth=args.max_depth)
+    crawl_sources(sources, args, console=Console())
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve the bundled sample site on 127.0.0.1 and crawl it into the embedded store."""
+    from crawler.samplesite import build_site, serve_site
+    from crawler.samplesite.server import DEFAULT_PORT_BASE
+
+    console = Console()
+    web = build_site()
+    try:  # the fixed ports of seeds/sample-site.toml, so stored URLs are the same every run
+        site = serve_site(web, port_base=DEFAULT_PORT_BASE)
+    except OSError:
+        site = serve_site(web)  # those ports are taken: any free ports will do
+    with site:
+        source = site.source()
+        ports = sorted(int(url.rsplit(":", 1)[1]) for url in site.base_urls.values())
+        console.print(
+            f"[bold]sample site[/bold]: {len(ports)} portals on 127.0.0.1, ports {ports[0]}-{ports[-1]}"
+        )
+        args.allow_private_networks = True  # the sample site is on loopback, by design
+        crawl_sources([source], args, console=console)
+    with _open_store(args) as store:
+        table = Table(title=f"documents in {_settings(args).database_url}", title_justify="left")
+        table.add_column("published", no_wrap=True, min_width=10)
+        table.add_column("agency", no_wrap=True, max_width=12, overflow="ellipsis")
+        table.add_column("chars", justify="right", no_wrap=True, min_width=5)
+        table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1)
+        for doc in store.iter_documents(source=source.id):
+            table.add_row(doc.published_at or "-", doc.agency or "-", str(len(doc.text)), doc.title or "")
+        console.print(table)
+    console.print("Export them with: .venv/bin/crawler export -o documents.jsonl")
+    return EXIT_OK
+
+
+# -- extract / export / stats / sources ----------------------------------------------------------
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from crawler.dedup import content_hash
+    from crawler.document import Document
+    from crawler.extract import extract_bytes
+
+    out = sys.stdout
+    status = EXIT_OK
+    for name in args.files:
+        path = Path(name)
+        try:
+            body = path.read_bytes()
+        except OSError as exc:
+            err_console.print(f"{name}: cannot read: {exc.strerror}")
+            status = EXIT_FAILURE
+            continue
+        url = args.url or path.resolve().as_uri()
+        try:
+            result = extract_bytes(body, url=url)
+        except CrawlerError as exc:
+            err_console.print(f"{name}: {exc.reason}: {exc}")
+            status = EXIT_FAILURE
+            continue
+        doc = Document(
+            url=url,
+            final_url=url,
+            canonical_url=result.canonical_url or url,
+            title=result.title,
+            published_at=result.published_at,
+            agency=result.agency,
+            author=result.author,
+            text=result.text,
+            content_hash=content_hash(result.text),
+            lang=result.lang,
+        )
+        out.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
+    return status
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    count = 0
+    with _open_store(args) as store:
+        stream: IO[str]
+        with open(args.output, "w", encoding="utf-8") if args.output else _stdout() as stream:
+            for doc in store.iter_documents(source=args.source):
+                stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
+                count += 1
+    if args.output:
+        err_console.print(f"exported {count} documents to {args.output}")
+    return EXIT_OK
+
+
+@contextmanager
+def _stdout() -> Iterator[IO[str]]:
+    yield sys.stdout
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with _open_store(args) as store:
+        stats = store.stats()
+    if args.json:
+        print(json.dumps(stats, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = Console()
+    console.print(f"documents: [bold]{stats['documents']}[/bold]")
+    for title, key in (
+        ("documents by source", "documents_by_source"),
+        ("URLs by status", "urls_by_status"),
+        ("errors by reason", "errors_by_reason"),
+    ):
+        if stats.get(key):
+            table = Table(title=title, title_justify="left")
+            table.add_column("key")
+            table.add_column("count", justify="right")
+            for name, count in sorted(stats[key].items(), key=lambda kv: (-kv[1], str(kv[0]))):
+                table.add_row(str(name), str(count))
+            console.print(table)
+    return EXIT_OK
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    from seeds import seeds_dir, sources_report
+
+    report = sources_report()
+    console = Console()
+    table = Table(title=f"sources in {seeds_dir()}", title_justify="left")
+    for column in ("id", "name", "hosts", "depth", "delay", "schedule"):
+        table.add_column(column, overflow="fold")
+    for source in report.sources.values():
+        delay = "default" if source.per_host_delay is None else f"{source.per_host_delay:g} s"
+        table.add_row(
+            source.id,
+            source.name,
+            ", ".join(source.allowed_hosts),
+            str(source.max_depth),
+            delay,
+            source.schedule or "-",
+        )
+    console.print(table)
+    for error in report.errors:
+        err_console.print(f"[red]invalid source[/red] {error}")
+    return EXIT_FAILURE if report.errors else EXIT_OK
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="database URL (default: CRAWLER_DATABASE_URL or ./data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crawler",
+        description="Crawl Chinese policy-news portals into clean, de-duplicated documents.",
+        epilog="Settings come from CRAWLER_* environment variables; see the README for the table.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    crawl = sub.add_parser(
+        "crawl",
+        help="crawl sources or start URLs into the embedded store",
+        description="Crawl sources (ids from `crawler sources`) or start URLs. Bare "
+        "URLs are crawled within their own origins.",
+    )
+    crawl.add_argument("targets", nargs="*", metavar="SOURCE_ID|URL")
+    crawl.add_argument("--max-pages", type=int, help="stop after fetching this many pages")
+    crawl.add_argument("--max-depth", type=int, help="links followed from a start URL (overrides the source)")
+    crawl.add_argument("--concurrency", type=int, help="requests in flight (default CRAWLER_CONCURRENCY)")
+    crawl.add_argument(
+        "--delay", type=float, help="seconds between requests to one host (default per source)"
+    )
+    crawl.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        help="allow loopback/private addresses (local sites and tests)",
+    )
+    _add_db(crawl)
+    crawl.set_defaults(func=cmd_crawl)
+
+    demo = sub.add_parser("demo", help="serve the bundled sample site on 127.0.0.1 and crawl it")
+    demo.add_argument("--max-pages", type=int)
+    demo.add_argument("--max-depth", type=int)
+    demo.add_argument("--concurrency", type=int)
+    demo.add_argument("--delay", type=float)
+    _add_db(demo)
+    demo.set_defaults(func=cmd_demo, allow_private_networks=True)
+
+    extract = sub.add_parser("extract", help="extract documents from saved HTML files (prints JSONL)")
+    extract.add_argument("files", nargs="+", metavar="FILE")
+    extract.add_argument("--url", help="the URL the page was saved from")
+    extract.set_defaults(func=cmd_extract)
+
+    export = sub.add_parser("export", help="write stored documents as JSONL")
+    export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--source", help="only this source's documents")
+    _add_db(export)
+    export.set_defaults(func=cmd_export)
+
+    stats = sub.add_parser("stats", help="documents and URLs in the store")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_db(stats)
+    stats.set_defaults(func=cmd_stats)
+
+    sources = sub.add_parser("sources", help="list and validate the source definitions")
+    sources.set_defaults(func=cmd_sources)
+
+    # Cluster commands (enqueue, status, wait) live with the Celery code in workers/; that
+    # module imports Celery only when one of its commands runs.
+    try:
+        from workers.cli import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return EXIT_USAGE
+    except CrawlerError as exc:
+        err_console.print(f"[red]error ({exc.reason}):[/red] {exc}", highlight=False)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`crawler export | head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""The embedded crawl: one process, async I/O for fetching, a process pool for extraction.
+
+Shape of the run::
+
+    frontier (depth-ordered queue) ──> N fetch tasks ──> process pool ──> writer ──> store
+          ^                              │ robots, per-host throttle        (batched, one
+          └──── links in scope ──────────┘                                 thread, off-loop)
+
+The event loop only does I/O and bookkeeping; decoding, link finding and extraction run in
+worker processes (:func:`crawler.pipeline.process_page`), so every core extracts. Each URL is
+claimed once (``seen``) before it is queued or followed as a redirect target, so no page is
+fetched twice in one crawl. Every URL taken from the frontier ends recorded in the store with a
+status and, for failures, a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from crawler.document import Document, utcnow
+from crawler.errors import DisallowedByRobots, FetchError, InvalidURL
+from crawler.fetch import Fetcher, FetchLimits, make_client
+from crawler.links import Scope
+from crawler.pipeline import PageJob, PageOutcome, process_page
+from crawler.politeness import HostThrottle
+from crawler.robots import RobotsCache
+from crawler.sources import Source
+from crawler.urls import canonicalize, host_of
+from storage.models import UrlState, UrlStatus
+
+if TYPE_CHECKING:
+    from settings import Settings
+
+log = logging.getLogger(__name__)
+
+_WRITE_BATCH = 200
+_WRITE_INTERVAL = 0.5
+
+
+class DocumentStore(Protocol):
+    """What the crawl needs of a store (see :mod:`storage`)."""
+
+    def add_documents(self, docs: Sequence[Document]) -> list[bool]: ...
+
+    def record_urls(self, states: Sequence[UrlState]) -> None: ...
+
+
+@dataclass(slots=True)
+class CrawlOptions:
+    max_pages: int | None = None
+    max_depth: int | None = None
+    concurrency: int = 16
+    per_host_concurrency: int = 2
+    per_host_delay: float = 1.0
+    allow_private_networks: bool = False
+    extract_workers: int = 0  # 0: one per core
+    extract_timeout: float = 30.0
+    limits: FetchLimits = field(default_factory=lambda: FetchLimits(user_agent="policy-crawler/0.1"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> CrawlOptions:
+        values: dict[str, object] = {
+            "concurrency": settings.concurrency,
+            "per_host_concurrency": settings.per_host_concurrency,
+            "per_host_delay": settings.per_host_delay,
+            "allow_private_networks": settings.allow_private_networks,
+            "extract_workers": settings.extract_workers,
+            "extract_timeout": settings.extract_timeout,
+            "limits": FetchLimits.from_settings(settings),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(slots=True)
+class CrawlStats:
+    pages_fetched: int = 0
+    documents_stored: int = 0
+    duplicates: int = 0
+    redirects_skipped: int = 0
+    bytes_fetched: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
+    queued: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages_fetched / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers fork from a clean process that has imported the pipeline once,
+    # never from our threaded event-loop process.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["crawler.pipeline"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+@dataclass(order=True, slots=True)
+class _Item:
+    depth: int
+    seq: int
+    url: str = field(compare=False)
+    source_id: str = field(compare=False)
+
+
+class EmbeddedCrawl:
+    def __init__(self, sources: Sequence[Source], store: DocumentStore, options: CrawlOptions) -> None:
+        if not sources:
+            raise ValueError("nothing to crawl: no sources")
+        self.sources = {s.id: s for s in sources}
+        self.scopes = {s.id: Scope(s, max_depth=options.max_depth) for s in sources}
+        self.store = store
+        self.options = options
+        self.stats = CrawlStats()
+        self.seen: set[str] = set()
+        self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self._writes: asyncio.Queue[tuple[UrlState, Document | None] | None] = asyncio.Queue()
+        self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
+        self._delay_set: set[str] = set()
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._budget_left = options.max_pages
+
+    @property
+    def queue_size(self) -> int:
+        return self._queue.qsize()
+
+    # -- frontier ---------------------------------------------------------------------------------
+
+    def _claim(self, url: str) -> bool:
+        """Atomically (single event loop) mark ``url`` as taken; False if it already was."""
+        if url in self.seen:
+            return False
+        self.seen.add(url)
+        return True
+
+    def _offer(self, url: str, source_id: str, depth: int) -> None:
+        verdict = self.scopes[source_id].judge(url, depth)
+        if not verdict.follow:
+            self.stats.skipped[verdict.reason or "skipped"] += 1
+            return
+        if self._claim(url):
+            self._queue.put_nowait(_Item(depth, next(self._seq), url, source_id))
+            self.stats.queued += 1
+
+    # -- run --------------------------------------------------------------------------------------
+
+    async def run(self) -> CrawlStats:
+        self._pool = self._new_pool()
+        limits = self.options.limits
+        async with make_client(
+            limits,
+            allow_private_networks=self.options.allow_private_networks,
+            max_connections=max(self.options.concurrency, 10),
+        ) as client:
+            self._robots = RobotsCache(client, limits.user_agent)
+            self._fetcher = Fetcher(
+                client, limits, robots=self._robots, block_private=not self.options.allow_private_networks
+            )
+            for source in self.sources.values():
+                for url in source.start_urls:
+                    try:
+                        self._offer(canonicalize(url, max_length=limits.max_url_length), source.id, 0)
+                    except InvalidURL as exc:
+                        self._record_failure(url, source.id, 0, exc)
+            writer = asyncio.create_task(self._writer())
+            tasks = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
+            try:
+                await self._queue.join()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await self._writes.put(None)
+                await writer
+                self._pool.shutdown(wait=True, cancel_futures=True)
+        self.stats.finished = time.monotonic()
+        return self.stats
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        workers = self.options.extract_workers or os.cpu_count() or 1
+        return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                await self._visit(item)
+            except Exception as exc:  # a bug must cost one URL, never the crawl
+                log.exception("unexpected error on %s", item.url)
+                self._record(
+                    UrlState(
+                        item.url,
+                        item.source_id,
+                        UrlStatus.FAILED_TRANSIENT,
+                        item.depth,
+                        error_reason="internal",
+                        error_message=f"{type(exc).__name__}: {exc}",
+                    )
+                )
+                self.stats.errors["internal"] += 1
+            finally:
+                self._queue.task_done()
+
+    async def _visit(self, item: _Item) -> None:
+        url, source_id, depth = item.url, item.source_id, item.depth
+        source = self.sources[source_id]
+        if self._budget_left is not None:
+            if self._budget_left <= 0:
+                # Over the page budget: kept as queued so that a later crawl can resume it.
+                self._record(UrlState(url, source_id, UrlStatus.QUEUED, depth))
+                return
+            self._budget_left -= 1
+        verdict = self.scopes[source_id].judge(url, depth)
+        host = host_of(url)
+        try:
+            await self._robots(url)
+            await self._configure_host(host, url, source)
+            async with self._throttle.slot(host):
+                result = await self._fetcher.fetch(url, claim=self._claim)
+        except DisallowedByRobots as exc:
+            self.stats.errors["robots"] += 1
+            self._record(
+                UrlState(
+                    url,
+                    source_id,
+                    UrlStatus.DISALLOWED,
+                    depth,
+                    error_reason=exc.reason,
+                    error_message=str(exc),
+                )
+            )
+            return
+        except FetchError as exc:
+            self._record_failure(url, source_id, depth, exc)
+            return
+        now = utcnow()
+        if result.is_redirect:
+            self.stats.redirects_skipped += 1
+            self._record(
+                UrlState(
+                    url,
+                    source_id,
+                    UrlStatus.REDIRECTED,
+                    depth,
+                    http_status=result.status,
+                    final_url=result.final_url,
+                    fetched_at=now,
+                )
+            )
+            return
+        self.stats.pages_fetched += 1
+        self.stats.bytes_fetched += len(result.body)
+        job = PageJob(
+            url=url,
+            final_url=result.final_url,
+            body=result.body,
+            kind=verdict.kind,
+            http_charset=result.charset,
+            encoding_hint=source.encoding,
+            source=source_id,
+            fetched_at=now,
+            follow_links=depth < self.scopes[source_id].max_depth,
+            max_url_length=self.options.limits.max_url_length,
+        )
+        outcome = await self._process(job)
+        for link in outcome.links:
+            self._offer(link, source_id, depth + 1)
+        state = UrlState(
+            url,
+            source_id,
+            UrlStatus.FETCHED,
+            depth,
+            http_status=result.status,
+            final_url=result.final_url,
+            fetched_at=now,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            attempts=1,
+        )
+        if outcome.error_reason:
+            self.stats.errors[outcome.error_reason] += 1
+            state.status = UrlStatus.FAILED_PERMANENT
+            state.error_reason, state.error_message = outcome.error_reason, outcome.error_message
+        if outcome.document is not None:
+            state.content_hash = outcome.document.content_hash
+        await self._writes.put((state, outcome.document))
+
+    async def _configure_host(self, host: str, url: str, source: Source) -> None:
+        if host in self._delay_set:
+            return
+        self._delay_set.add(host)
+        base = source.per_host_delay if source.per_host_delay is not None else self.options.per_host_delay
+        robots_delay = await self._robots.crawl_delay(url)
+        self._throttle.configure(
+            host, delay=max(base, robots_delay or 0.0), concurrency=source.per_host_concurrency
+        )
+
+    async def _process(self, job: PageJob) -> PageOutcome:
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._pool, process_page, job)
+            return await asyncio.wait_for(future, self.options.extract_timeout)
+        except TimeoutError:
+            return PageOutcome(
+                error_reason="extract_timeout",
+                error_message=f"extraction took longer than {self.options.extract_timeout:g} s",
+            )
+        except BrokenProcessPool:
+            # A page crashed its worker process (e.g. a C-level fault): replace the pool.
+            log.error("extraction process died on %s; restarting the pool", job.final_url)
+            old = self._pool
+            self._pool = self._new_pool()
+            old.shutdown(wait=False, cancel_futures=True)
+            return PageOutcome(error_reason="extract_crash", error_message="extraction process died")
+
+    # -- recording --------------------------------------------------------------------------------
+
+    def _record_failure(self, url: str, source_id: str, depth: int, exc: FetchError) -> None:
+        status = UrlStatus.FAILED_TRANSIENT if exc.transient else UrlStatus.FAILED_PERMANENT
+        self.stats.errors[exc.reason] += 1
+        http_status = getattr(exc, "status", None)
+        self._record(
+            UrlState(
+                url,
+                source_id,
+                status,
+                depth,
+                http_status=http_status,
+                error_reason=exc.reason,
+                error_message=str(exc)[:500],
+                fetched_at=utcnow(),
+                attempts=1,
+            )
+        )
+
+    def _record(self, state: UrlState) -> None:
+        self._writes.put_nowait((state, None))
+
+    async def _writer(self) -> None:
+        """Batch URL states and documents into few transactions, run off the event loop."""
+        done = False
+        while not done:
+            batch: list[tuple[UrlState, Document | None]] = []
+            item = await self._writes.get()
+            if item is None:
+                done = True
+            else:
+                batch.append(item)
+                deadline = time.monotonic() + _WRITE_INTERVAL
+                while len(batch) < _WRITE_BATCH:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(self._writes.get(), timeout)
+                    except TimeoutError:
+                        break
+                    if item is None:
+                        done = True
+                        break
+                    batch.append(item)
+            if batch:
+                stored, duplicates = await asyncio.to_thread(self._flush, batch)
+                self.stats.documents_stored += stored
+                self.stats.duplicates += duplicates
+
+    def _flush(self, batch: list[tuple[UrlState, Document | None]]) -> tuple[int, int]:
+        docs = [doc for _, doc in batch if doc is not None]
+        inserted = iter(self.store.add_documents(docs) if docs else [])
+        stored = duplicates = 0
+        for state, doc in batch:
+            if doc is None:
+                continue
+            if next(inserted):
+                stored += 1
+            else:
+                duplicates += 1
+                state.status = UrlStatus.DUPLICATE
+        self.store.record_urls([state for state, _ in batch])
+        return stored, duplicates

@@ -1,0 +1,107 @@
+"""The CPU-bound part of handling one fetched page, as one picklable function.
+
+``process_page`` runs in a worker process (the embedded crawl's process pool, or a Celery
+worker): decode the bytes once, find the links (selectolax), extract and normalize the body
+(trafilatura + domain rules), hash it. It never raises: a bad page comes back as an outcome with
+an error reason, counted and dropped, and the crawl goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from crawler.decode import decode_html
+from crawler.dedup import content_hash
+from crawler.document import Document, utcnow
+from crawler.errors import EmptyExtraction, ExtractionError, InvalidURL
+from crawler.extract import extract
+from crawler.links import PageKind, extract_links
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
+
+log = logging.getLogger(__name__)
+
+#: Pages of unknown kind (sources without URL patterns) shorter than this are hubs, not articles.
+MIN_ARTICLE_CHARS = 80
+
+
+@dataclass(slots=True)
+class PageJob:
+    url: str
+    final_url: str
+    body: bytes
+    kind: PageKind = PageKind.ANY
+    http_charset: str | None = None
+    encoding_hint: str | None = None
+    source: str | None = None
+    fetched_at: datetime = field(default_factory=utcnow)
+    follow_links: bool = True
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH
+
+
+@dataclass(slots=True)
+class PageOutcome:
+    links: list[str] = field(default_factory=list)
+    document: Document | None = None
+    encoding: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+
+
+def process_page(job: PageJob) -> PageOutcome:
+    outcome = PageOutcome()
+    try:
+        decoded = decode_html(job.body, job.http_charset, job.encoding_hint)
+    except Exception as exc:  # decode_html must not raise; a bug here must not kill the crawl
+        log.exception("decoding %s failed", job.final_url)
+        outcome.error_reason, outcome.error_message = "decode_crash", f"{type(exc).__name__}: {exc}"
+        return outcome
+    outcome.encoding = decoded.encoding
+
+    if job.follow_links:
+        try:
+            outcome.links = extract_links(decoded.text, job.final_url, max_url_length=job.max_url_length)
+        except Exception as exc:  # selectolax on a hostile page: keep going without links
+            log.warning("link extraction failed on %s: %s", job.final_url, exc)
+
+    if job.kind is PageKind.LIST:
+        return outcome
+    try:
+        extraction = extract(decoded.text, job.final_url)
+    except EmptyExtraction as exc:
+        if job.kind is PageKind.ARTICLE:
+            outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+        return outcome
+    except ExtractionError as exc:
+        outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+        return outcome
+    except Exception as exc:  # trafilatura/lxml on a pathological page
+        log.exception("extraction crashed on %s", job.final_url)
+        outcome.error_reason, outcome.error_message = "extract_crash", f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
+        return outcome  # a hub or list page of a pattern-less source, not an article
+
+    canonical = job.final_url
+    if extraction.canonical_url:
+        try:
+            canonical = canonicalize(extraction.canonical_url, max_length=job.max_url_length)
+        except InvalidURL:
+            pass
+    outcome.document = Document(
+        url=job.url,
+        final_url=job.final_url,
+        canonical_url=canonical,
+        source=job.source,
+        title=extraction.title,
+        published_at=extraction.published_at,
+        agency=extraction.agency,
+        author=extraction.author,
+        text=extraction.text,
+        content_hash=content_hash(extraction.text),
+        fetched_at=job.fetched_at,
+        lang=extraction.lang,
+    )
+    return outcome
