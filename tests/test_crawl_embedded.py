@@ -1,0 +1,242 @@
+"""End to end on the embedded default: crawl the bundled sample web plus a hostile site, then
+check the store against the web's ground truth and the server's request log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
+from crawler.document import EXPORT_KEYS
+from crawler.fetch import FetchLimits
+from crawler.links import Scope
+from crawler.samplesite import (
+    ADDED,
+    CUT,
+    ORIGINAL,
+    ArticlePage,
+    RunningSite,
+    build_site,
+    drip,
+    gzip_bomb,
+    html,
+    malformed_html,
+    not_found,
+    oversized,
+    pdf,
+    redirect,
+    redirect_loop,
+    serve_site,
+    server_error,
+    slow,
+    too_many_requests,
+    wrong_meta_charset,
+)
+from crawler.samplesite.content import to_simplified
+from crawler.sources import Source
+from crawler.urls import canonicalize
+from storage import UrlStatus, open_store
+
+# path on the hostile site -> (expected URL status, expected reason)
+HOSTILE = {
+    "/slow.html": (UrlStatus.FAILED_TRANSIENT, "timeout"),
+    "/drip.html": (UrlStatus.FAILED_TRANSIENT, "timeout"),
+    "/boom.html": (UrlStatus.FAILED_TRANSIENT, "http_500"),
+    "/busy.html": (UrlStatus.FAILED_TRANSIENT, "http_429"),
+    "/loop-a.html": (UrlStatus.FAILED_PERMANENT, "redirect_loop"),
+    "/big.html": (UrlStatus.FAILED_PERMANENT, "too_large"),
+    "/bomb.html": (UrlStatus.FAILED_PERMANENT, "too_large"),
+    "/doc.html": (UrlStatus.FAILED_PERMANENT, "not_html"),
+    "/missing.html": (UrlStatus.FAILED_PERMANENT, "http_404"),
+    "/secret/plan.html": (UrlStatus.DISALLOWED, "robots"),
+}
+
+
+def hostile_index() -> str:
+    links = "".join(
+        f'<li><a href="{path}">{path}</a></li>'
+        for path in [*HOSTILE, "/broken.html", "/charset.html", "/moved.html"]
+    )
+    return (
+        f"<html><head><meta charset='utf-8'><title>hostile</title></head><body><ul>{links}</ul></body></html>"
+    )
+
+
+@dataclass
+class CrawlRun:
+    site: RunningSite
+    stats: CrawlStats
+    db_url: str
+
+
+@pytest.fixture(scope="module")
+def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
+    web = build_site(crawl_delay=0.2)
+    web.add_site("hostile", disallow=("/secret/",))
+    web.add_route("hostile", "/", html(hostile_index()))
+    web.add_route("hostile", "/slow.html", slow(5))
+    web.add_route("hostile", "/drip.html", drip(interval=0.3))
+    web.add_route("hostile", "/boom.html", server_error())
+    web.add_route("hostile", "/busy.html", too_many_requests(retry_after=3))
+    web.add_routes("hostile", redirect_loop("/loop-a.html", "/loop-b.html"))
+    web.add_route("hostile", "/big.html", oversized(3 * 2**20))
+    web.add_route("hostile", "/bomb.html", gzip_bomb())
+    web.add_route("hostile", "/doc.html", pdf())
+    web.add_route("hostile", "/missing.html", not_found())
+    web.add_route("hostile", "/secret/plan.html", html("<p>never fetched</p>"))
+    web.add_route("hostile", "/broken.html", malformed_html())
+    web.add_route("hostile", "/charset.html", wrong_meta_charset())
+    web.add_route("hostile", "/moved.html", redirect("/charset.html"))
+
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('crawl') / 'crawl.sqlite3'}"
+    with serve_site(web) as site:
+        hostile = Source.from_urls([site.url("hostile", "/")], id="hostile", max_depth=1)
+        options = CrawlOptions(
+            concurrency=8,
+            per_host_delay=0.02,
+            allow_private_networks=True,
+            extract_workers=2,
+            limits=FetchLimits(
+                user_agent="policy-crawler-test/1",
+                page_deadline=1.5,
+                read_timeout=1.0,
+                max_body_bytes=1_000_000,
+            ),
+        )
+        with open_store(db_url) as store:
+            stats = asyncio.run(EmbeddedCrawl([site.source(), hostile], store, options).run())
+        yield CrawlRun(site, stats, db_url)
+
+
+def story_key(page: ArticlePage) -> tuple[str, str, bool]:
+    """Pages with this key carry the same text: an exact repost is its original's text."""
+    variant = page.variant if page.variant in (ADDED, CUT) else ORIGINAL
+    return page.article_id, variant, page.traditional
+
+
+def fetched_paths(site: RunningSite) -> Counter[str]:
+    return Counter(
+        f"http://{entry.netloc}{entry.path}"
+        for entry in site.request_log
+        if entry.method == "GET" and entry.path != "/robots.txt"
+    )
+
+
+def char_f1(a: str, b: str) -> float:
+    ca = Counter(c for c in unicodedata.normalize("NFKC", a) if not c.isspace())
+    cb = Counter(c for c in unicodedata.normalize("NFKC", b) if not c.isspace())
+    overlap = sum((ca & cb).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / sum(ca.values()), overlap / sum(cb.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def test_every_reachable_article_is_stored_exactly_once(crawl_run: CrawlRun) -> None:
+    truth = crawl_run.site.truth
+    reachable = crawl_run.site.reachable_urls()
+    with open_store(crawl_run.db_url) as store:
+        states = {url: store.get_url(url) for url in reachable}
+        docs = list(store.iter_documents(source="sample-site"))
+        hostile_docs = store.count_documents(source="hostile")
+    missing = [url for url, state in states.items() if state is None]
+    assert not missing, f"reachable articles never visited: {missing}"
+    not_stored = {
+        url: s.status
+        for url, s in states.items()
+        if s and s.status not in (UrlStatus.FETCHED, UrlStatus.DUPLICATE)
+    }
+    assert not not_stored, f"reachable articles not stored: {not_stored}"
+    # One document per distinct article text: exact reposts on other portals are duplicates.
+    distinct = {story_key(truth[url]) for url in reachable}
+    assert len(docs) == len(distinct)
+    assert len({d.content_hash for d in docs}) == len(docs)
+    assert crawl_run.stats.documents_stored == len(docs) + hostile_docs
+    sample_duplicates = sum(1 for s in states.values() if s and s.status is UrlStatus.DUPLICATE)
+    assert sample_duplicates == len(reachable) - len(distinct)
+
+
+def test_stored_texts_match_the_articles_and_no_page_is_garbled(crawl_run: CrawlRun) -> None:
+    truth = crawl_run.site.truth
+    with open_store(crawl_run.db_url) as store:
+        by_hash = {d.content_hash: d for d in store.iter_documents()}
+        states = {url: store.get_url(url) for url in crawl_run.site.reachable_urls()}
+    for url, state in states.items():
+        assert state is not None and state.content_hash in by_hash, url
+        doc = by_hash[state.content_hash]
+        assert "\ufffd" not in doc.text, f"garbled: {url}"
+        expected = truth[url].text
+        got = to_simplified(doc.text) if truth[url].traditional else doc.text
+        assert char_f1(got, expected) >= 0.97, f"{url}: text differs from the article\n{doc.text}"
+        assert doc.source == "sample-site"
+        assert doc.title and doc.published_at
+
+
+def test_no_page_fetched_twice_and_no_robots_violation(crawl_run: CrawlRun) -> None:
+    counts = fetched_paths(crawl_run.site)
+    twice = {url: n for url, n in counts.items() if n > 1}
+    assert not twice, f"fetched more than once: {twice}"
+    disallowed = crawl_run.site.disallowed_urls() | {crawl_run.site.url("hostile", "/secret/plan.html")}
+    assert disallowed, "the web must contain disallowed links for this test to mean anything"
+    assert not disallowed & set(counts), "robots.txt was not honoured"
+
+
+def test_every_failure_is_recorded_with_its_reason(crawl_run: CrawlRun) -> None:
+    with open_store(crawl_run.db_url) as store:
+        for path, (status, reason) in HOSTILE.items():
+            state = store.get_url(crawl_run.site.url("hostile", path))
+            assert state is not None, path
+            assert (state.status, state.error_reason) == (status, reason), path
+            assert state.error_message
+        # Broken links the source's patterns follow must be tried and recorded; the others are
+        # rightly never requested by a focused crawl.
+        scope = Scope(crawl_run.site.source())
+        broken = {url for url in crawl_run.site.broken_urls() if scope.judge(canonicalize(url), 1).follow}
+        assert broken
+        for url in broken:
+            state = store.get_url(url)
+            assert (
+                state is not None
+                and state.status is UrlStatus.FAILED_PERMANENT
+                and state.error_reason == "http_404"
+            )
+    assert crawl_run.stats.errors["robots"] >= 1
+
+
+def test_wrong_meta_charset_and_malformed_pages_still_extract(crawl_run: CrawlRun) -> None:
+    with open_store(crawl_run.db_url) as store:
+        for path in ("/charset.html", "/broken.html"):
+            state = store.get_url(crawl_run.site.url("hostile", path))
+            assert state is not None and state.status in (UrlStatus.FETCHED, UrlStatus.DUPLICATE), path
+            assert state.content_hash, path
+            doc = store.get_document(state.content_hash)
+            assert (
+                doc is not None
+                and "\ufffd" not in doc.text
+                and any("\u4e00" <= c <= "\u9fff" for c in doc.text)
+            )
+        moved = store.get_url(crawl_run.site.url("hostile", "/moved.html"))
+        assert moved is not None and moved.final_url == crawl_run.site.url("hostile", "/charset.html")
+
+
+def test_cli_export_writes_the_documented_jsonl(crawl_run: CrawlRun, tmp_path: Path) -> None:
+    out = tmp_path / "docs.jsonl"
+    subprocess.run(
+        [sys.executable, "-m", "crawler.cli", "export", "--db", crawl_run.db_url, "-o", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == crawl_run.stats.documents_stored
+    for line in lines:
+        assert tuple(line) == EXPORT_KEYS
+        assert line["duplicate_of"] is None and line["text"] and len(line["content_hash"]) == 64
