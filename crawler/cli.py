@@ -29,7 +29,7 @@ from crawler.sources import Source
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, greppable
 
 
 def _settings(args: argparse.Namespace) -> Any:

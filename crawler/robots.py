@@ -19,7 +19,7 @@ from typing import Protocol
 import httpx
 from protego import Protego
 
-from crawler.errors import DisallowedByRobots, FetchError, TransientFetchError
+from crawler.errors import BlockedAddress, DisallowedByRobots, FetchError, TransientFetchError
 from crawler.urls import origin_of
 
 ROBOTS_MAX_BYTES = 512_000
@@ -128,5 +128,7 @@ class RobotsCache:
                             break  # RFC 9309: parse at least the first 500 KiB
                     return bytes(body[:ROBOTS_MAX_BYTES]).decode("utf-8", errors="replace")
             return ALLOW_ALL  # too many redirects: treated as not found, like a 4xx
+        except BlockedAddress:
+            raise  # the origin itself is off limits: a permanent answer, not "robots unavailable"
         except (httpx.HTTPError, FetchError, OSError):
             return None

@@ -131,3 +131,17 @@ def test_shared_store_saves_fetches_across_caches() -> None:
 def test_agent_token() -> None:
     assert robots_agent_token("policy-crawler/0.1 (+https://x)") == "policy-crawler"
     assert robots_agent_token("MyBot") == "MyBot"
+
+
+def test_blocked_origin_is_a_permanent_error_not_robots_unavailable() -> None:
+    from crawler.errors import BlockedAddress
+
+    def blocked(request: httpx.Request) -> httpx.Response:
+        raise BlockedAddress("loopback", url=str(request.url))
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(blocked)) as client:
+            await RobotsCache(client, "policy-crawler/0.1")("http://a.test/x")
+
+    with pytest.raises(BlockedAddress):
+        asyncio.run(go())
