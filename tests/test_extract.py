@@ -1,0 +1,234 @@
+"""extract / extract_bytes: text, metadata, and the errors it may raise."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crawler.errors import EmptyExtraction, ExtractionError, GarbledText
+from crawler.extract import (
+    Extraction,
+    best_title,
+    extract,
+    extract_bytes,
+    guess_lang,
+    is_discussion,
+    parse_date,
+    parse_html,
+)
+
+PARAS = [
+    "为加快实施创新驱动发展战略，认真落实科技部与青海省部省会商有关工作，8月17日至8月21日，科技部火炬中心调研组先后赴西宁市、海西州调研产业集群。",
+    "近年来，青海省加快创新型产业集群建设工作，大力推进高新技术产业培育与发展，取得了显著的成效，集群企业共实现产值122亿元，同比增幅30.7%。",
+    "调研组充分肯定了青海省创新型产业集群的建设成效，并针对发展中的问题提出了进一步明确建设主体、发挥骨干企业示范作用、优化创新生态等工作建议。",
+]
+TITLE = "火炬中心赴青海调研创新型产业集群建设工作"
+INFO = "日期：2015年08月25日　来源：科技部火炬中心　作者：王明"
+
+
+def portal(paras: list[str] = PARAS, *, title: str = TITLE, head: str = "", info: str = "") -> str:
+    body = "".join(f"<p>{p}</p>" for p in paras)
+    return f"""<html><head><meta charset="utf-8"><title>{title}_中华人民共和国科学技术部</title>{head}</head>
+<body><div class="nav"><a href="/">首页</a> <a href="/kjbgz/">工作动态</a> <a href="/tztg/">通知通告</a></div>
+<div class="position">您当前的位置：<a href="/">首页</a> &gt; <a href="/kjbgz/">工作动态</a> &gt; 正文</div>
+<h1>{title}</h1><div class="info">{info or INFO}</div>
+<div class="content">{body}</div>
+<div class="tools">【<a href="javascript:print()">打印本页</a>】
+【<a href="javascript:close()">关闭窗口</a>】</div>
+<div class="footer">版权所有：中华人民共和国科学技术部　京ICP备05000000号</div></body></html>"""
+
+
+def test_text_and_metadata_of_a_portal_page() -> None:
+    got = extract(
+        portal(head='<link rel="canonical" href="/kjbgz/201508/t20150825_189004.html">'),
+        "https://www.most.gov.cn/x/1.html",
+    )
+    assert isinstance(got, Extraction)
+    assert got.text == "\n".join(PARAS)
+    assert got.title == TITLE
+    assert got.published_at == "2015-08-25"
+    assert got.agency == "科技部火炬中心"
+    assert got.author == "王明"
+    assert got.canonical_url == "https://www.most.gov.cn/kjbgz/201508/t20150825_189004.html"
+    assert got.lang == "zh-Hans"
+
+
+def test_agency_that_says_nothing_is_none() -> None:
+    for empty in ("未知", "本站", ""):
+        got = extract(portal(info=f"来源：{empty}　日期：2015-08-25"))
+        assert got.agency is None
+        assert got.published_at == "2015-08-25"
+
+
+def test_editor_is_not_the_author() -> None:
+    got = extract(portal(info="来源：科技部　责任编辑：李四"))
+    assert got.author is None and got.agency == "科技部"
+
+
+def test_traditional_page_keeps_its_script_and_loses_readings() -> None:
+    paras = [
+        "曹健林副部長(zhǎng)赴青海格爾木調(diào)研鹽湖化工產(chǎn)業(yè)集群，並參加了產業集群建設動員大會暨啟動儀式。"
+        * 2
+    ]
+    got = extract(
+        portal(
+            paras, title="曹健林副部長赴青海調研鹽湖化工產業集群", info="來源：科技部　發布時間：2012-08-28"
+        )
+    )
+    assert got.text == (
+        "曹健林副部長赴青海格爾木調研鹽湖化工產業集群，並參加了產業集群建設動員大會暨啟動儀式。" * 2
+    )
+    assert got.lang == "zh-Hant" and got.agency == "科技部" and got.published_at == "2012-08-28"
+
+
+def test_extract_bytes_decodes_first() -> None:
+    html = portal().replace(
+        '<meta charset="utf-8">', '<meta http-equiv="Content-Type" content="text/html; charset=gb2312">'
+    )
+    assert extract_bytes(html.encode("gbk")).text == "\n".join(PARAS)
+    assert extract_bytes(html.encode("utf-8")).text == "\n".join(PARAS)  # the meta lies
+    assert extract_bytes(html.encode("gbk"), http_charset="gbk").text == "\n".join(PARAS)
+
+
+def test_empty_pages_raise_empty_extraction() -> None:
+    for html in (
+        "",
+        "   ",
+        "<html></html>",
+        "<html><body><div class='nav'><a href='/'>首页</a></div></body></html>",
+    ):
+        with pytest.raises(EmptyExtraction):
+            extract(html)
+
+
+def test_only_boilerplate_raises_empty_extraction() -> None:
+    html = "<html><body><p>【打印】【关闭】</p><p>版权所有：某某网 京ICP备00000000号</p></body></html>"
+    with pytest.raises(EmptyExtraction):
+        extract(html)
+
+
+def test_mojibake_raises_garbled_text() -> None:
+    garbled = portal().encode("utf-8").decode("gb18030", "replace")  # UTF-8 read as GBK upstream
+    with pytest.raises(GarbledText):
+        extract(garbled)
+    garbled = portal().encode("gbk").decode("utf-8", "replace")  # GBK read as UTF-8 upstream
+    with pytest.raises(ExtractionError):
+        extract(garbled)
+
+
+def test_discussion_pages_keep_their_replies() -> None:
+    assert is_discussion(
+        parse_html("<html><body><p>x</p></body></html>"), "https://bbs.example.cn/thread-1-1.html"
+    )
+    assert is_discussion(
+        parse_html("<html><body><p>x</p></body></html>"), "https://zhidao.baidu.com/question/1.html"
+    )
+    assert not is_discussion(
+        parse_html("<html><body><p>x</p></body></html>"), "https://www.most.gov.cn/kjbgz/1.html"
+    )
+
+
+@pytest.mark.parametrize(
+    ("doc_title", "og", "h1s", "expected"),
+    [
+        ("工商部门初定SKII广告属于虚假宣传-搜狐财经", None, [], "工商部门初定SKII广告属于虚假宣传"),
+        ("马克龙星期一在莫斯科与普京会面 - 法国报纸摘要", None, [], "马克龙星期一在莫斯科与普京会面"),
+        ("多维博客 » 播客热潮迅速蔓延 挑逗传统传媒业", None, [], "播客热潮迅速蔓延 挑逗传统传媒业"),
+        ("通知公告｜关于开展科技活动周的通知——某某市科技局", None, [], "关于开展科技活动周的通知"),
+        ("夜雨_原文、翻译及赏析_白居易诗词_读古诗词网", None, [], "夜雨"),
+        ("金锺国 - 维基百科，自由的百科全书", None, [], "金锺国"),
+        (
+            "美官员否认伊朗直升机事故存在谋杀行为_【快资讯】",
+            "美官员否认伊朗直升机事故存在谋杀行为",
+            ["快资讯"],
+            "美官员否认伊朗直升机事故存在谋杀行为",
+        ),
+        (
+            "新华视界｜河北遵化：数字农机服务助力农业生产-新华网河北频道-新华网",
+            None,
+            ["新华视界｜河北遵化：数字农机服务助力农业生产"],
+            "新华视界｜河北遵化：数字农机服务助力农业生产",
+        ),
+        ("劳伦斯：一个无法定义的“洛克菲勒”-搜狐财经", None, [], "劳伦斯：一个无法定义的“洛克菲勒”"),
+        (None, None, [], None),
+    ],
+)
+def test_best_title(doc_title: str | None, og: str | None, h1s: list[str], expected: str | None) -> None:
+    assert best_title(doc_title, og, h1s) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024年5月6日", "2024-05-06"),
+        ("2017-03-20 点击", "2017-03-20"),
+        ("2021-11-25 16:26:07", "2021-11-25T16:26:07"),
+        ("2024-5-6", "2024-05-06"),
+        ("2024/05/06 9:30", "2024-05-06T09:30:00"),
+        ("2024-13-45", None),
+        ("1900-01-01", None),
+        ("昨天", None),
+        (None, None),
+    ],
+)
+def test_parse_date(value: str | None, expected: str | None) -> None:
+    assert parse_date(value) == expected
+
+
+def test_guess_lang() -> None:
+    assert guess_lang("为加快实施创新驱动发展战略，认真落实科技部工作") == "zh-Hans"
+    assert guess_lang("為加快實施創新驅動發展戰略，認真落實科技部工作") == "zh-Hant"
+    assert guess_lang("Innovation policy in China", "en") == "en"
+    assert guess_lang("x") is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=2000))
+def test_extract_raises_nothing_but_extraction_errors(html: str) -> None:
+    try:
+        got = extract(html)
+    except ExtractionError:
+        return
+    assert isinstance(got.text, str) and got.text
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<div>",
+                "</div>",
+                "<table><tr><td>",
+                "</td></tr></table>",
+                "<article>",
+                "</article>",
+                "<br>",
+                "<h1>",
+                "</h1>",
+                "<script>",
+                "</script>",
+                "<!--",
+                "-->",
+                "来源：",
+                "【打印】",
+                "相关文章",
+                "版权所有",
+                PARAS[0],
+                PARAS[1],
+                "\x00",
+                "\ufffd",
+                "部長(zhǎng)",
+            ]
+        ),
+        max_size=40,
+    ).map("".join)
+)
+def test_extract_survives_tag_soup(html: str) -> None:
+    try:
+        extract(html, "http://example.cn/a.html")
+    except ExtractionError:
+        pass

@@ -1,0 +1,163 @@
+"""Stored-text normalization and the mojibake test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crawler.normalize import (
+    common_hanzi_ratio,
+    garble_score,
+    looks_garbled,
+    normalize_text,
+    strip_pinyin_readings,
+    to_simplified,
+)
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+ARTICLE = (
+    "为加快实施创新驱动发展战略，认真落实科技部与青海省部省会商有关工作，科技部火炬中心调研组先后赴西宁市、"
+    "海西州调研青藏高原特色生物资源与中藏药产业集群和盐湖化工特色循环经济产业集群。"
+)
+
+
+# -- pinyin readings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("科技部曹健林副部長(zhǎng)赴青海", "科技部曹健林副部長赴青海"),
+        ("調(diào)研鹽湖化工產(chǎn)業(yè)集群", "調研鹽湖化工產業集群"),
+        ("創(chuàng)新驅(qū)動", "創新驅動"),
+        ("綠(lǜ)色", "綠色"),
+        ("中(zhong1)国", "中国"),  # tone digits
+        ("部長（zhǎng）", "部長"),  # full-width parentheses
+        ("使用(shǐ yòng)方法", "使用方法"),  # two syllables
+    ],
+)
+def test_pinyin_readings_are_removed(given: str, expected: str) -> None:
+    assert strip_pinyin_readings(given) == expected
+    assert normalize_text(given) == expected
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        "丝绸之路经济带创新驱动发展试验区(以下简称新疆创新试验区)首批产业联盟",
+        "《科技型中小企业评价办法》(2024)",
+        "世界卫生组织(WHO)发布报告",
+        "程序报错(bug)已修复",
+        "He said (zhǎng) alone",  # not after a hanzi
+        "价格(元)为100",
+        "大学生创新创业园(俱乐部)6个",
+    ],
+)
+def test_ordinary_parentheses_are_kept(kept: str) -> None:
+    assert strip_pinyin_readings(kept) == kept
+
+
+def test_sample_texts_lose_every_reading() -> None:
+    for path in sorted(SAMPLES.glob("00[0-3]_*.txt")) if SAMPLES.is_dir() else []:
+        text = normalize_text(path.read_text(encoding="utf-8"))
+        assert "(zh" not in text and "(chuàng)" not in text and "(yè)" not in text, path.name
+
+
+# -- invisible characters, blanks, paragraphs -----------------------------------------------------
+
+
+def test_zero_width_bom_and_controls_are_removed() -> None:
+    assert normalize_text("\ufeff科技\u200b部\u200d发布\u2060通知\x00\x07") == "科技部发布通知"
+    assert normalize_text("soft\u00adhyphen") == "softhyphen"
+
+
+def test_blanks_collapse_inside_lines_and_lines_are_stripped() -> None:
+    given = "\u3000\u3000为加快实施  创新驱动\t发展战略，\u00a0\u00a0提升能力。  "
+    assert normalize_text(given) == "为加快实施 创新驱动 发展战略， 提升能力。"
+
+
+def test_one_newline_between_paragraphs_and_no_empty_lines() -> None:
+    given = "第一段。\r\n\r\n\r\n  \n第二段。\r第三段。\u2029第四段。\n"
+    assert normalize_text(given) == "第一段。\n第二段。\n第三段。\n第四段。"
+
+
+def test_nfc_not_nfkc_script_and_full_width_punctuation_are_kept() -> None:
+    given = "會議由海西州州長主持，（一）提升能力；①加强领导：“创新”！"
+    assert normalize_text(given) == given
+    assert normalize_text("e\u0301") == "\u00e9"  # NFC composes
+
+
+def test_empty_and_blank() -> None:
+    assert normalize_text("") == ""
+    assert normalize_text(" \n\u3000\n\t") == ""
+
+
+# -- mojibake -------------------------------------------------------------------------------------
+
+
+def test_clean_text_is_not_garbled() -> None:
+    assert not looks_garbled(ARTICLE)
+    assert not looks_garbled("Plain English text about science and technology policy.")
+    assert not looks_garbled("")
+    assert not looks_garbled(to_simplified(ARTICLE) + "部長會議決定")
+
+
+def test_sample_texts_pass_despite_their_small_mojibake_stretch() -> None:
+    for path in sorted(SAMPLES.glob("*.txt")) if SAMPLES.is_dir() else []:
+        text = path.read_text(encoding="utf-8")
+        assert not looks_garbled(text), path.name
+        assert not looks_garbled(normalize_text(text)), path.name
+
+
+def test_utf8_read_as_gbk_is_garbled() -> None:
+    mojibake = ARTICLE.encode("utf-8").decode("gb18030", "replace")
+    assert looks_garbled(mojibake)
+
+
+def test_gbk_read_as_utf8_is_garbled() -> None:
+    mojibake = ARTICLE.encode("gbk").decode("utf-8", "replace")
+    assert looks_garbled(mojibake)
+
+
+def test_gbk_read_as_latin1_is_garbled() -> None:
+    assert looks_garbled(ARTICLE.encode("gbk").decode("latin-1"))
+
+
+def test_utf8_read_as_latin1_is_garbled() -> None:
+    assert looks_garbled(ARTICLE.encode("utf-8").decode("cp1252", "replace"))
+    assert looks_garbled("ministÃ¨re Ã©conomie rÃ©gion â€™ " * 10)
+
+
+def test_big5_read_as_gbk_is_garbled() -> None:
+    traditional = (
+        "為加快實施創新驅動發展戰略，認真落實科技部與青海省部省會商有關工作，調研組先後赴西寧市調研產業集群。"
+    )
+    assert looks_garbled(traditional.encode("big5").decode("gb18030", "replace"))
+
+
+def test_kunjinkao_replacement_runs_are_garbled() -> None:
+    assert looks_garbled("锟斤拷锟斤拷" * 5 + ARTICLE[:20])
+
+
+def test_a_few_replacement_characters_in_a_long_text_pass() -> None:
+    assert not looks_garbled(ARTICLE * 5 + "\ufffd" * 3)
+    assert looks_garbled(ARTICLE[:30] + "\ufffd" * 30)
+
+
+def test_expected_hanzi_ratio() -> None:
+    latin_only = "Lorem ipsum dolor sit amet " * 10
+    assert not looks_garbled(latin_only)
+    assert looks_garbled(latin_only, expected_hanzi_ratio=0.8)
+    assert not looks_garbled(ARTICLE, expected_hanzi_ratio=0.8)
+    assert common_hanzi_ratio(ARTICLE) > 0.8
+
+
+def test_garble_score_is_bounded() -> None:
+    assert garble_score("") == 0.0
+    assert 0.0 <= garble_score("\ufffd" * 100) <= 1.0
+
+
+def test_to_simplified_folds_script_char_by_char() -> None:
+    assert to_simplified("來源：未知 點擊：次 責任編輯 關閉窗口") == "来源：未知 点击：次 责任编辑 关闭窗口"
+    assert len(to_simplified("會議由海西州州長主持")) == len("會議由海西州州長主持")
