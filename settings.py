@@ -45,6 +45,31 @@ class Settings(BaseSettings):
     extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
 
+    # Distributed mode (Celery workers)
+    redis_key_prefix: str = Field("crawler:", description="Prefix of the crawl-state keys in Redis.")
+    visibility_timeout: float = Field(
+        3600.0, gt=0, description="Redis broker visibility timeout; every countdown stays well below it."
+    )
+    task_time_limit: float = Field(300.0, gt=0, description="Hard time limit of one task (seconds).")
+    task_soft_time_limit: float = Field(240.0, gt=0, description="Soft time limit of one task (seconds).")
+    worker_max_tasks_per_child: int = Field(
+        1000, gt=0, description="Worker processes are replaced after this many tasks."
+    )
+    worker_max_memory_per_child_kb: int = Field(
+        512_000, gt=0, description="Worker processes above this resident size (KiB) are replaced."
+    )
+    task_max_retries: int = Field(4, ge=0, description="Retries of a transient fetch failure.")
+    retry_base_delay: float = Field(
+        2.0, gt=0, description="First retry backoff (doubles each try, full jitter)."
+    )
+    retry_max_delay: float = Field(600.0, gt=0, description="Longest retry backoff (seconds).")
+    throttle_max_sleep: float = Field(
+        0.1, ge=0, description="A task sleeps for its host at most this long; longer waits are re-queued."
+    )
+    max_deliveries: int = Field(
+        3, gt=0, description="Deliveries of a page that never finish before it is given up."
+    )
+
     # Flower
     flower_user: str = Field("admin", description="Flower basic-auth user.")
     flower_password: str = Field("change-me", description="Flower basic-auth password.")

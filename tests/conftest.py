@@ -92,3 +92,6 @@ def store(store_url: str) -> Iterator[Store]:
     """An open store on each backend, closed afterwards."""
     with open_store(store_url) as opened:
         yield opened
+
+# Local servers for the fetcher tests (127.0.0.1 only).
+from tests.fixtures_net import slow_server, unused_port_server  # noqa: E402, F401

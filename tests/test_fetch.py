@@ -25,11 +25,15 @@ from crawler.errors import (
     TooManyRedirects,
 )
 from crawler.fetch import Fetcher, FetchLimits, make_client, parse_content_type, parse_retry_after
-from tests.fixtures_net import slow_server, unused_port_server  # noqa: F401  (fixtures)
 
 HTML = "<html><head><meta charset=gbk><title>t</title></head><body><p>科技部</p></body></html>".encode("gbk")
-LIMITS = FetchLimits(user_agent="policy-crawler-test/1", max_body_bytes=100_000, max_redirects=3,
-                     page_deadline=5.0, read_timeout=2.0)
+LIMITS = FetchLimits(
+    user_agent="policy-crawler-test/1",
+    max_body_bytes=100_000,
+    max_redirects=3,
+    page_deadline=5.0,
+    read_timeout=2.0,
+)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -114,8 +118,13 @@ def test_redirect_to_claimed_url_is_not_followed() -> None:
 
 @pytest.mark.parametrize(
     ("status", "error", "reason"),
-    [(404, HTTPStatusError, "http_404"), (410, HTTPStatusError, "http_410"), (500, ServerError, "http_500"),
-     (503, ServerError, "http_503"), (429, ServerError, "http_429")],
+    [
+        (404, HTTPStatusError, "http_404"),
+        (410, HTTPStatusError, "http_410"),
+        (500, ServerError, "http_500"),
+        (503, ServerError, "http_503"),
+        (429, ServerError, "http_429"),
+    ],
 )
 def test_status_codes_map_to_the_error_tree(status: int, error: type[Exception], reason: str) -> None:
     with pytest.raises(error) as info:
@@ -158,8 +167,12 @@ def test_declared_and_streamed_size_caps() -> None:
 
 @pytest.mark.parametrize(
     ("encoding", "compress"),
-    [("gzip", gzip.compress), ("deflate", zlib.compress),
-     ("deflate", lambda b: zlib.compress(b)[2:-4]), ("br", brotli.compress)],
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda b: zlib.compress(b)[2:-4]),
+        ("br", brotli.compress),
+    ],
 )
 def test_compressed_bodies_are_decoded_and_bombs_stop_at_the_cap(
     encoding: str, compress: Callable[[bytes], bytes]
@@ -225,7 +238,9 @@ def test_user_agent_and_accept_headers(unused_port_server: tuple[str, list[dict[
     assert "gzip" in requests[0]["accept-encoding"]
 
 
-def test_guard_blocks_loopback_by_name_and_literal(unused_port_server: tuple[str, list[dict[str, str]]]) -> None:
+def test_guard_blocks_loopback_by_name_and_literal(
+    unused_port_server: tuple[str, list[dict[str, str]]],
+) -> None:
     base, requests = unused_port_server
     port = base.rsplit(":", 1)[1]
 
@@ -233,7 +248,11 @@ def test_guard_blocks_loopback_by_name_and_literal(unused_port_server: tuple[str
         async with make_client(LIMITS) as client:
             await Fetcher(client, LIMITS).fetch(url)
 
-    for url in (f"http://127.0.0.1:{port}/x", f"http://localhost:{port}/x", f"http://[::ffff:127.0.0.1]:{port}/x"):
+    for url in (
+        f"http://127.0.0.1:{port}/x",
+        f"http://localhost:{port}/x",
+        f"http://[::ffff:127.0.0.1]:{port}/x",
+    ):
         with pytest.raises(BlockedAddress):
             asyncio.run(go(url))
     assert requests == []  # nothing ever reached the server

@@ -40,8 +40,17 @@ def test_same_page_different_spellings_agree() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["ftp://x.cn/", "javascript:alert(1)", "mailto:a@b.cn", "http://", "//x.cn/a", "http://a:99999/",
-     "http://x.cn/\x00", "not a url", "http://" + "a" * 3000 + ".cn/"],
+    [
+        "ftp://x.cn/",
+        "javascript:alert(1)",
+        "mailto:a@b.cn",
+        "http://",
+        "//x.cn/a",
+        "http://a:99999/",
+        "http://x.cn/\x00",
+        "not a url",
+        "http://" + "a" * 3000 + ".cn/",
+    ],
 )
 def test_invalid_urls_raise_invalid_url(bad: str) -> None:
     with pytest.raises(InvalidURL):
@@ -82,7 +91,9 @@ def test_canonicalize_raises_only_invalid_url(text: str) -> None:
     st.lists(st.text(min_size=1, max_size=8), max_size=4),
     st.dictionaries(st.text(min_size=1, max_size=5), st.text(max_size=5), max_size=4),
 )
-def test_canonicalize_is_idempotent(scheme: str, host: str, segments: list[str], query: dict[str, str]) -> None:
+def test_canonicalize_is_idempotent(
+    scheme: str, host: str, segments: list[str], query: dict[str, str]
+) -> None:
     from urllib.parse import quote, urlencode
 
     url = f"{scheme}://{host}/" + "/".join(quote(s, safe="") for s in segments)
