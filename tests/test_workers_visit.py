@@ -1,0 +1,242 @@
+"""One page visit as the task runs it, in this process: real Redis (database 12), a fresh
+PostgreSQL schema, a local site, and the messages it queues read back from the real broker list.
+
+What the cluster test cannot show cheaply: a visit delivered again is skipped, retries end in
+``failed_transient``, permanent failures are recorded once, a busy host sends the task away
+instead of holding the worker, page budgets are resumed by the next run, start pages are
+re-visited by every run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from crawler.samplesite import (
+    ARTICLES,
+    Response,
+    RunningSite,
+    SampleWeb,
+    html,
+    not_found,
+    serve_site,
+    server_error,
+)
+from crawler.sources import Source
+from settings import Settings
+from storage import UrlStatus, open_store
+from tests.cluster import isolated_redis, redis_db_url
+from workers.app import WorkerConfig, make_app
+from workers.routing import CRAWL_QUEUE
+from workers.tasks import Runtime, Visit, start_run, visit_page
+
+pytestmark = pytest.mark.services
+
+DB = 12
+ARTICLE_TEXT = "\n".join(f"<p>{p}</p>" for p in ARTICLES[0].paragraphs)
+
+
+def _page(title: str, links: Sequence[str] = (), text: str = "") -> Response:
+    anchors = "".join(f'<a href="{href}">{href}</a> ' for href in links)
+    return html(
+        f"<html><head><title>{title}</title></head><body><h1>{title}</h1>{text}{anchors}</body></html>"
+    )
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[RunningSite]:
+    web = SampleWeb()
+    web.add_site("t", disallow=("/private/",))
+    web.add_routes(
+        "t",
+        {
+            "/": _page("home", ["/a.html", "/b.html", "/private/x.html", "/list.html"]),
+            "/list.html": _page("list", ["/a.html"]),
+            "/a.html": _page("a", text=ARTICLE_TEXT),
+            "/b.html": _page("b", text=ARTICLE_TEXT.replace("。", "！")),
+            "/boom": server_error(503),
+            "/missing": not_found(),
+        },
+    )
+    with serve_site(web) as running:
+        yield running
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    with isolated_redis(DB) as c:
+        yield c
+
+
+@pytest.fixture
+def runtime(
+    pg_url: str, client: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Runtime]:
+    monkeypatch.setenv("CRAWLER_SEEDS_DIR", str(tmp_path))  # no seeds: sources come from Redis
+    settings = Settings(
+        database_url=pg_url, redis_url=redis_db_url(DB), allow_private_networks=True, per_host_delay=0.0
+    )
+    rt = Runtime(settings, sender=make_app(WorkerConfig(redis_url=redis_db_url(DB))))
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def _source(site: RunningSite, **fields: Any) -> Source:
+    values: dict[str, Any] = {
+        "id": "t",
+        "name": "t",
+        "start_urls": [site.url("t", "/")],
+        "list_patterns": [r"/list\.html$"],
+        "article_patterns": [r"/([ab]|private/x)\.html$", "/boom$", "/missing$"],
+        "max_depth": 2,
+    }
+    values.update(fields)
+    return Source.model_validate(values)
+
+
+def _publish(rt: Runtime, source: Source) -> Source:
+    rt.state.put_source(source)
+    return source
+
+
+def _visit(rt: Runtime, url: str, **fields: Any) -> str:
+    return rt.run(
+        visit_page(rt, Visit(url, fields.pop("source_id", "t"), fields.pop("depth", 0), **fields))
+    ).status
+
+
+def _queued(client: redis.Redis) -> list[tuple[list[Any], dict[str, Any]]]:
+    """The fetch_page messages waiting in the broker's crawl queue: (args, kwargs)."""
+    out = []
+    for raw in client.lrange(CRAWL_QUEUE, 0, -1):
+        message = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        out.append((args, kwargs))
+    return out
+
+
+def _requests(site: RunningSite, path: str) -> int:
+    return sum(1 for r in site.request_log.snapshot() if r.path == path)
+
+
+def test_a_visit_delivered_again_is_skipped(runtime: Runtime, site: RunningSite, client: redis.Redis) -> None:
+    _publish(runtime, _source(site))
+    site.request_log.clear()
+    home = site.url("t", "/")
+    assert _visit(runtime, home) == "fetched"
+    children = {args[0] for args, _ in _queued(client)}
+    # In-scope links are queued once; the robots-disallowed one too (it is recorded as such).
+    assert children == {site.url("t", p) for p in ("/a.html", "/b.html", "/list.html", "/private/x.html")}
+    assert _visit(runtime, home) == "skipped"
+    assert _requests(site, "/") == 1
+    assert len(_queued(client)) == len(children)  # nothing queued twice
+    assert _visit(runtime, site.url("t", "/private/x.html"), depth=1) == "disallowed"
+    assert _requests(site, "/private/x.html") == 0
+
+
+def test_a_document_and_its_duplicate(runtime: Runtime, site: RunningSite) -> None:
+    _publish(runtime, _source(site))
+    a = site.url("t", "/a.html")
+    assert _visit(runtime, a, depth=1) == "fetched"
+    with open_store(runtime.settings.database_url) as store:
+        state = store.get_url(a)
+        assert state is not None and state.content_hash
+        assert store.get_document(state.content_hash) is not None
+
+
+def test_transient_failures_retry_then_end_failed_transient(runtime: Runtime, site: RunningSite) -> None:
+    _publish(runtime, _source(site))
+    boom = site.url("t", "/boom")
+    last = runtime.config.task_max_retries
+    assert _visit(runtime, boom, depth=1) == "retry"
+    with open_store(runtime.settings.database_url) as store:
+        waiting = store.get_url(boom)
+    assert waiting is not None and waiting.status == UrlStatus.QUEUED and waiting.error_reason == "http_503"
+    assert _visit(runtime, boom, depth=1, attempt=last) == "failed"
+    with open_store(runtime.settings.database_url) as store:
+        failed = store.get_url(boom)
+    assert failed is not None and failed.status == UrlStatus.FAILED_TRANSIENT
+    assert (failed.error_reason, failed.http_status, failed.attempts) == ("http_503", 503, last + 1)
+
+
+def test_permanent_failures_are_recorded_once(runtime: Runtime, site: RunningSite) -> None:
+    _publish(runtime, _source(site))
+    missing = site.url("t", "/missing")
+    site.request_log.clear()
+    assert _visit(runtime, missing, depth=1) == "failed"
+    assert _visit(runtime, missing, depth=1) == "skipped"
+    assert _requests(site, "/missing") == 1
+    with open_store(runtime.settings.database_url) as store:
+        state = store.get_url(missing)
+    assert state is not None and (state.status, state.error_reason) == (
+        UrlStatus.FAILED_PERMANENT,
+        "http_404",
+    )
+
+
+def test_a_busy_host_sends_the_task_away(runtime: Runtime, site: RunningSite) -> None:
+    _publish(runtime, _source(site, per_host_delay=5.0))
+    began = time.monotonic()
+    assert _visit(runtime, site.url("t", "/a.html"), depth=1) == "fetched"
+    result = runtime.run(visit_page(runtime, Visit(site.url("t", "/b.html"), "t", 1)))
+    assert result.status == "deferred"
+    assert 4.5 < result.countdown <= 5.0
+    assert time.monotonic() - began < 2  # the worker was not held for the 5 s
+
+
+def test_page_budget_is_resumed_by_the_next_run(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    _publish(runtime, _source(site, max_pages=1))
+    run = time.time()
+    a, b = site.url("t", "/a.html"), site.url("t", "/b.html")
+    assert _visit(runtime, a, depth=1, run=run) == "fetched"
+    assert _visit(runtime, b, depth=1, run=run) == "over_budget"
+    with open_store(runtime.settings.database_url) as store:
+        left = store.get_url(b)
+    assert left is not None and (left.status, left.error_reason) == (UrlStatus.QUEUED, "over_budget")
+    client.delete(CRAWL_QUEUE)
+    summary = start_run(runtime, "t")
+    assert summary["queued"] == 1 and summary["resumed"] == 1
+    queued = {args[0]: kwargs for args, kwargs in _queued(client)}
+    assert set(queued) == {site.url("t", "/"), b}
+    assert queued[b]["revisit"] and queued[b]["run"] == summary["run"]
+    # The same run started again (a redelivered crawl_source) queues nothing more.
+    assert start_run(runtime, "t", run=summary["run"]) == {**summary, "queued": 0, "resumed": 0}
+
+
+def test_start_and_list_pages_are_revisited_by_every_run(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    _publish(runtime, _source(site))
+    site.request_log.clear()
+    home = site.url("t", "/")
+    first = time.time()
+    assert _visit(runtime, home, run=first, revisit=True) == "fetched"
+    assert _visit(runtime, home, run=first, revisit=True) == "skipped"  # same run: done
+    # The list page was claimed for the run; the articles for good.
+    kinds = {args[0]: kwargs["revisit"] for args, kwargs in _queued(client)}
+    assert kinds[site.url("t", "/list.html")] is True and kinds[site.url("t", "/a.html")] is False
+    client.delete(CRAWL_QUEUE)
+    second = time.time()
+    assert _visit(runtime, home, run=second, revisit=True) == "fetched"
+    assert _requests(site, "/") == 2
+    # Articles already seen are not queued again; the list page is, for the new run.
+    assert {args[0] for args, _ in _queued(client)} == {site.url("t", "/list.html")}
+
+
+def test_unknown_source_is_recorded(runtime: Runtime, site: RunningSite) -> None:
+    url = site.url("t", "/a.html")
+    assert _visit(runtime, url, source_id="nowhere") == "unknown_source"
+    with open_store(runtime.settings.database_url) as store:
+        state = store.get_url(url)
+    assert state is not None and state.error_reason == "unknown_source"
