@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import brotli
 import httpx
@@ -33,6 +33,9 @@ from crawler.errors import (
 )
 from crawler.netguard import GuardedTransport, check_literal_host
 from crawler.urls import canonicalize
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Sniffed only when the server sends no Content-Type at all.
@@ -52,9 +55,8 @@ class FetchLimits:
     max_url_length: int = 2048
 
     @classmethod
-    def from_settings(cls, settings: object) -> FetchLimits:
-        names = [f for f in cls.__dataclass_fields__]
-        return cls(**{name: getattr(settings, name) for name in names})
+    def from_settings(cls, settings: Settings) -> FetchLimits:
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
 @dataclass(slots=True)

@@ -73,7 +73,9 @@ SOURCE = Source(
         ("http://www.most.gov.cn/files/a.pdf", 1, False, PageKind.ANY, "not_html"),
     ],
 )
-def test_scope_judges_by_source_rules(url: str, depth: int, follow: bool, kind: PageKind, reason: str | None) -> None:
+def test_scope_judges_by_source_rules(
+    url: str, depth: int, follow: bool, kind: PageKind, reason: str | None
+) -> None:
     verdict = Scope(SOURCE).judge(url, depth)
     assert (verdict.follow, verdict.kind, verdict.reason) == (follow, kind, reason)
 
