@@ -106,6 +106,8 @@ def summary_table(stats: Any) -> Table:
     table.add_row("pages fetched", str(stats.pages_fetched))
     table.add_row("documents stored", str(stats.documents_stored))
     table.add_row("duplicates", str(stats.duplicates))
+    if stats.unchanged:
+        table.add_row("unchanged since last crawl", str(stats.unchanged))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -28,8 +28,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from crawler.document import Document, utcnow
-from crawler.errors import DisallowedByRobots, FetchError, InvalidURL
+from crawler.document import Document
+from crawler.errors import FetchError, InvalidURL
 from crawler.fetch import Fetcher, FetchLimits, make_client
 from crawler.links import Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
@@ -37,6 +37,15 @@ from crawler.politeness import HostThrottle
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
+from crawler.visit import (
+    duplicate_of_other,
+    failure_state,
+    fetched_state,
+    host_concurrency,
+    host_delay,
+    page_job,
+    redirect_state,
+)
 from storage.models import UrlState, UrlStatus
 
 if TYPE_CHECKING:
@@ -54,6 +63,8 @@ class DocumentStore(Protocol):
     def add_documents(self, docs: Sequence[Document]) -> list[bool]: ...
 
     def record_urls(self, states: Sequence[UrlState]) -> None: ...
+
+    def get_document(self, content_hash: str) -> Document | None: ...
 
 
 @dataclass(slots=True)
@@ -88,6 +99,7 @@ class CrawlStats:
     pages_fetched: int = 0
     documents_stored: int = 0
     duplicates: int = 0
+    unchanged: int = 0  # re-crawled pages whose text this URL had already stored
     redirects_skipped: int = 0
     bytes_fetched: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -235,89 +247,48 @@ class EmbeddedCrawl:
                 self._record(UrlState(url, source_id, UrlStatus.QUEUED, depth))
                 return
             self._budget_left -= 1
-        verdict = self.scopes[source_id].judge(url, depth)
+        scope = self.scopes[source_id]
         host = host_of(url)
         try:
             await self._robots(url)
             await self._configure_host(host, url, source)
             async with self._throttle.slot(host):
                 result = await self._fetcher.fetch(url, claim=self._claim)
-        except DisallowedByRobots as exc:
-            self.stats.errors["robots"] += 1
-            self._record(
-                UrlState(
-                    url,
-                    source_id,
-                    UrlStatus.DISALLOWED,
-                    depth,
-                    error_reason=exc.reason,
-                    error_message=str(exc),
-                )
-            )
-            return
         except FetchError as exc:
             self._record_failure(url, source_id, depth, exc)
             return
-        now = utcnow()
         if result.is_redirect:
             self.stats.redirects_skipped += 1
-            self._record(
-                UrlState(
-                    url,
-                    source_id,
-                    UrlStatus.REDIRECTED,
-                    depth,
-                    http_status=result.status,
-                    final_url=result.final_url,
-                    fetched_at=now,
-                )
-            )
+            self._record(redirect_state(url, source_id, depth, result))
             return
         self.stats.pages_fetched += 1
         self.stats.bytes_fetched += len(result.body)
-        job = PageJob(
-            url=url,
-            final_url=result.final_url,
-            body=result.body,
-            kind=verdict.kind,
-            http_charset=result.charset,
-            encoding_hint=source.encoding,
-            source=source_id,
-            fetched_at=now,
-            follow_links=depth < self.scopes[source_id].max_depth,
+        job = page_job(
+            url,
+            result,
+            kind=scope.judge(url, depth).kind,
+            source=source,
+            depth=depth,
+            max_depth=scope.max_depth,
             max_url_length=self.options.limits.max_url_length,
         )
         outcome = await self._process(job)
         for link in outcome.links:
             self._offer(link, source_id, depth + 1)
-        state = UrlState(
-            url,
-            source_id,
-            UrlStatus.FETCHED,
-            depth,
-            http_status=result.status,
-            final_url=result.final_url,
-            fetched_at=now,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            attempts=1,
-        )
         if outcome.error_reason:
             self.stats.errors[outcome.error_reason] += 1
-            state.status = UrlStatus.FAILED_PERMANENT
-            state.error_reason, state.error_message = outcome.error_reason, outcome.error_message
-        if outcome.document is not None:
-            state.content_hash = outcome.document.content_hash
+        state = fetched_state(url, source_id, depth, result, outcome, fetched_at=job.fetched_at)
         await self._writes.put((state, outcome.document))
 
     async def _configure_host(self, host: str, url: str, source: Source) -> None:
         if host in self._delay_set:
             return
         self._delay_set.add(host)
-        base = source.per_host_delay if source.per_host_delay is not None else self.options.per_host_delay
         robots_delay = await self._robots.crawl_delay(url)
         self._throttle.configure(
-            host, delay=max(base, robots_delay or 0.0), concurrency=source.per_host_concurrency
+            host,
+            delay=host_delay(source, self.options.per_host_delay, robots_delay),
+            concurrency=host_concurrency(source, self.options.per_host_concurrency),
         )
 
     async def _process(self, job: PageJob) -> PageOutcome:
@@ -342,22 +313,8 @@ class EmbeddedCrawl:
     # -- recording --------------------------------------------------------------------------------
 
     def _record_failure(self, url: str, source_id: str, depth: int, exc: FetchError) -> None:
-        status = UrlStatus.FAILED_TRANSIENT if exc.transient else UrlStatus.FAILED_PERMANENT
         self.stats.errors[exc.reason] += 1
-        http_status = getattr(exc, "status", None)
-        self._record(
-            UrlState(
-                url,
-                source_id,
-                status,
-                depth,
-                http_status=http_status,
-                error_reason=exc.reason,
-                error_message=str(exc)[:500],
-                fetched_at=utcnow(),
-                attempts=1,
-            )
-        )
+        self._record(failure_state(url, source_id, depth, exc))
 
     def _record(self, state: UrlState) -> None:
         self._writes.put_nowait((state, None))
@@ -386,21 +343,26 @@ class EmbeddedCrawl:
                         break
                     batch.append(item)
             if batch:
-                stored, duplicates = await asyncio.to_thread(self._flush, batch)
+                stored, duplicates, unchanged = await asyncio.to_thread(self._flush, batch)
                 self.stats.documents_stored += stored
                 self.stats.duplicates += duplicates
+                self.stats.unchanged += unchanged
 
-    def _flush(self, batch: list[tuple[UrlState, Document | None]]) -> tuple[int, int]:
+    def _flush(self, batch: list[tuple[UrlState, Document | None]]) -> tuple[int, int, int]:
         docs = [doc for _, doc in batch if doc is not None]
         inserted = iter(self.store.add_documents(docs) if docs else [])
-        stored = duplicates = 0
+        stored = duplicates = unchanged = 0
         for state, doc in batch:
             if doc is None:
                 continue
             if next(inserted):
                 stored += 1
-            else:
+                continue
+            earlier = self.store.get_document(doc.content_hash)
+            if duplicate_of_other(state.url, False, earlier.url if earlier else None):
                 duplicates += 1
                 state.status = UrlStatus.DUPLICATE
+            else:
+                unchanged += 1  # this URL stored this very text before: a re-crawl, not a copy
         self.store.record_urls([state for state, _ in batch])
-        return stored, duplicates
+        return stored, duplicates, unchanged

@@ -107,8 +107,8 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
             extract_workers=2,
             limits=FetchLimits(
                 user_agent="policy-crawler-test/1",
-                page_deadline=1.5,
-                read_timeout=1.0,
+                page_deadline=3.0,
+                read_timeout=2.5,
                 max_body_bytes=1_000_000,
             ),
         )
