@@ -217,6 +217,21 @@ async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
     return b"".join(chunks)
 
 
+_DRAIN_LIMIT = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read a small redirect/error body so its connection goes back to the pool; a large or
+    unsized one is not worth reading (the connection is closed instead)."""
+    length = response.headers.get("content-length")
+    if length and length.isdigit() and int(length) <= _DRAIN_LIMIT:
+        try:
+            async for _ in response.aiter_raw():
+                pass
+        except httpx.HTTPError:
+            pass  # the status is what matters; a broken error body changes nothing
+
+
 def _looks_like_html(start: bytes) -> bool:
     head = start[:1024].lstrip().lower()
     return any(marker in head for marker in _HTML_SNIFF)
@@ -312,6 +327,8 @@ class Fetcher:
 
     async def _handle(self, url: str, response: httpx.Response) -> FetchResult | tuple[int, str]:
         status = response.status_code
+        if status in _REDIRECT_STATUSES or status >= 400 or status == 304:
+            await _drain(response)
         if status in _REDIRECT_STATUSES:
             location = response.headers.get("location")
             if not location:
