@@ -174,7 +174,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         table.add_column("published", no_wrap=True, min_width=10)
         table.add_column("agency", no_wrap=True, max_width=12, overflow="ellipsis")
         table.add_column("chars", justify="right", no_wrap=True, min_width=5)
-        table.add_column("title", no_wrap=True, overflow="ellipsis", ratio=1)
+        # CJK characters are two cells wide: give the title what the other columns leave.
+        table.add_column("title", no_wrap=True, overflow="ellipsis", max_width=max(20, console.width - 46))
         for doc in store.iter_documents(source=source.id):
             table.add_row(doc.published_at or "-", doc.agency or "-", str(len(doc.text)), doc.title or "")
         console.print(table)
