@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
@@ -66,6 +68,21 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
     return links
 
 
+#: Deeper paths than this are generated, not written (calendars, relative-link loops).
+MAX_PATH_SEGMENTS = 16
+#: A path segment repeated this often (/a/b/a/b/a/b/) is a relative-link loop.
+MAX_SEGMENT_REPEATS = 3
+
+
+def looks_like_trap(url: str) -> bool:
+    """URLs that only a crawler trap produces: absurdly deep paths or a repeating segment."""
+    path = urlsplit(url).path
+    segments = [s for s in path.split("/") if s]
+    if len(segments) > MAX_PATH_SEGMENTS:
+        return True
+    return any(count >= MAX_SEGMENT_REPEATS for count in Counter(segments).values())
+
+
 class PageKind(StrEnum):
     ARTICLE = "article"  # extract a document
     LIST = "list"  # follow its links only
@@ -104,6 +121,8 @@ class Scope:
             return Verdict(False, PageKind.ANY, "denied")
         if _BINARY_SUFFIX.search(url.split("?", 1)[0]):
             return Verdict(False, PageKind.ANY, "not_html")
+        if looks_like_trap(url):
+            return Verdict(False, PageKind.ANY, "trap")
         if depth > self.max_depth:
             return Verdict(False, PageKind.ANY, "too_deep")
         if url in self.start_urls:

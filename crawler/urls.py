@@ -43,6 +43,12 @@ TRACKING_PARAMS = frozenset(
     }
 )
 TRACKING_PREFIXES = ("utm_", "share_", "wt.", "hmsr", "hmpl", "hmcu", "hmkw", "hmci")
+# Session identifiers: a new value per visit would make every page look new (a crawler trap).
+# Not "sid": some CMSs use it for a section id, and dropping it would merge distinct pages.
+SESSION_PARAMS = frozenset(
+    {"jsessionid", "phpsessid", "sessionid", "session_id", "aspsessionid", "cfid", "cftoken"}
+)
+_PATH_SESSION = re.compile(r";(jsessionid|phpsessid|sessionid)=[^/?#]*", re.IGNORECASE)
 
 # Characters left as they are in a path or query (RFC 3986 unreserved plus sub-delims we keep).
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -52,8 +58,14 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_tracking_param(name: str) -> bool:
+    """Parameters that never identify a page: click/campaign tracking and session ids."""
     lowered = name.lower()
-    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+    return (
+        lowered in TRACKING_PARAMS
+        or lowered in SESSION_PARAMS
+        or lowered.startswith(TRACKING_PREFIXES)
+        or lowered.startswith("aspsessionid")
+    )
 
 
 def _normalize_host(host: str) -> str:
@@ -76,6 +88,7 @@ def _requote(part: str, safe: str) -> str:
 def _normalize_path(path: str) -> str:
     if not path:
         return "/"
+    path = _PATH_SESSION.sub("", path)  # /a.jsp;jsessionid=ABC -> /a.jsp
     trailing = path.endswith("/")
     resolved = posixpath.normpath(path)
     if resolved.startswith("//"):  # normpath keeps a leading '//' by POSIX rules

@@ -91,3 +91,17 @@ def test_subdomains_of_an_allowed_host() -> None:
     scope = Scope(Source(id="x", name="x", start_urls=["http://most.gov.cn/"], allowed_hosts=["most.gov.cn"]))
     assert scope.host_allowed("http://www.most.gov.cn/a")
     assert not scope.host_allowed("http://evilmost.gov.cn/a")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8801/kjbgz/a/kjbgz/a/kjbgz/a/index.html",  # relative-link loop
+        "http://127.0.0.1:8801/" + "/".join(f"d{i}" for i in range(20)) + "/x.html",  # generated depth
+    ],
+)
+def test_crawler_traps_are_not_followed(url: str) -> None:
+    scope = Scope(Source.from_urls(["http://127.0.0.1:8801/"], max_depth=50))
+    verdict = scope.judge(url, 1)
+    assert (verdict.follow, verdict.reason) == (False, "trap")
+    assert scope.judge("http://127.0.0.1:8801/kjbgz/2024/03/t20240315_1.html", 1).follow

@@ -104,3 +104,17 @@ def test_canonicalize_is_idempotent(
     except InvalidURL:
         return
     assert canonicalize(once) == once
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("http://x.cn/a.jsp;jsessionid=0A1B2C?id=3", "http://x.cn/a.jsp?id=3"),
+        ("http://x.cn/a.php?PHPSESSID=abc&id=3", "http://x.cn/a.php?id=3"),
+        ("http://x.cn/a.asp?ASPSESSIONIDQQ=xyz&ArticleID=9", "http://x.cn/a.asp?ArticleID=9"),
+        ("http://x.cn/a?sessionid=1&id=2", "http://x.cn/a?id=2"),
+        ("http://x.cn/a?sid=1&id=2", "http://x.cn/a?id=2&sid=1"),  # kept: often a section id
+    ],
+)
+def test_session_ids_are_dropped(raw: str, canonical: str) -> None:
+    assert canonicalize(raw) == canonical
