@@ -32,7 +32,8 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, greppable
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_for(args: argparse.Namespace) -> Any:
+    """The settings, with ``--db`` (when the command has it) overriding the database URL."""
     from settings import get_settings
 
     settings = get_settings()
@@ -45,7 +46,7 @@ def _settings(args: argparse.Namespace) -> Any:
 def _open_store(args: argparse.Namespace) -> Iterator[Any]:
     from storage import open_store
 
-    store = open_store(_settings(args).database_url)
+    store = open_store(settings_for(args).database_url)
     try:
         yield store
     finally:
@@ -125,7 +126,7 @@ def summary_table(stats: Any) -> Table:
 def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: Console) -> Any:
     from crawler.crawl import CrawlOptions, EmbeddedCrawl
 
-    settings = _settings(args)
+    settings = settings_for(args)
     options = CrawlOptions.from_settings(
         settings,
         max_pages=args.max_pages,
@@ -170,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.allow_private_networks = True  # the sample site is on loopback, by design
         crawl_sources([source], args, console=console)
     with _open_store(args) as store:
-        table = Table(title=f"documents in {_settings(args).database_url}", title_justify="left")
+        table = Table(title=f"documents in {settings_for(args).database_url}", title_justify="left")
         table.add_column("published", no_wrap=True, min_width=10)
         table.add_column("agency", no_wrap=True, max_width=12, overflow="ellipsis")
         table.add_column("chars", justify="right", no_wrap=True, min_width=5)
@@ -187,9 +188,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from crawler.dedup import content_hash
-    from crawler.document import Document
     from crawler.extract import extract_bytes
+    from crawler.pipeline import build_document
 
     out = sys.stdout
     status = EXIT_OK
@@ -208,18 +208,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             err_console.print(f"{name}: {exc.reason}: {exc}")
             status = EXIT_FAILURE
             continue
-        doc = Document(
-            url=url,
-            final_url=url,
-            canonical_url=result.canonical_url or url,
-            title=result.title,
-            published_at=result.published_at,
-            agency=result.agency,
-            author=result.author,
-            text=result.text,
-            content_hash=content_hash(result.text),
-            lang=result.lang,
-        )
+        doc = build_document(result, url=url, final_url=url)
         out.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
     return status
 

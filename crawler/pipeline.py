@@ -16,7 +16,7 @@ from crawler.decode import decode_html
 from crawler.dedup import content_hash
 from crawler.document import Document, utcnow
 from crawler.errors import EmptyExtraction, ExtractionError, InvalidURL
-from crawler.extract import extract
+from crawler.extract import Extraction, extract
 from crawler.links import PageKind, extract_links
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
@@ -84,24 +84,45 @@ def process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
-    canonical = job.final_url
-    if extraction.canonical_url:
-        try:
-            canonical = canonicalize(extraction.canonical_url, max_length=job.max_url_length)
-        except InvalidURL:
-            pass
-    outcome.document = Document(
+    outcome.document = build_document(
+        extraction,
         url=job.url,
         final_url=job.final_url,
-        canonical_url=canonical,
         source=job.source,
+        fetched_at=job.fetched_at,
+        max_url_length=job.max_url_length,
+    )
+    return outcome
+
+
+def build_document(
+    extraction: Extraction,
+    *,
+    url: str,
+    final_url: str,
+    source: str | None = None,
+    fetched_at: datetime | None = None,
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH,
+) -> Document:
+    """The stored record of an extraction: the page's declared canonical URL when it is a valid
+    http(s) URL (else the final URL), and the dedup hash of the text."""
+    canonical = final_url
+    if extraction.canonical_url:
+        try:
+            canonical = canonicalize(extraction.canonical_url, max_length=max_url_length)
+        except InvalidURL:
+            pass
+    return Document(
+        url=url,
+        final_url=final_url,
+        canonical_url=canonical,
+        source=source,
         title=extraction.title,
         published_at=extraction.published_at,
         agency=extraction.agency,
         author=extraction.author,
         text=extraction.text,
         content_hash=content_hash(extraction.text),
-        fetched_at=job.fetched_at,
+        fetched_at=fetched_at or utcnow(),
         lang=extraction.lang,
     )
-    return outcome

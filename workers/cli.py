@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from crawler.cli import settings_for
+
 if TYPE_CHECKING:
     import redis
 
@@ -52,15 +54,6 @@ def _safe_url(url: str) -> str:
     from storage.models import mask_password
 
     return mask_password(url)
-
-
-def _settings(args: argparse.Namespace) -> Any:
-    from settings import get_settings
-
-    settings = get_settings()
-    if getattr(args, "db", None):
-        settings = settings.model_copy(update={"database_url": args.db})
-    return settings
 
 
 @contextmanager
@@ -128,7 +121,7 @@ def _enqueue(args: argparse.Namespace) -> int:
     if not args.urls and not args.source:
         _err("enqueue: give start URLs, --source ID, or both (see `crawler sources`)")
         return EXIT_USAGE
-    settings = _settings(args)
+    settings = settings_for(args)
     urls: list[str] = []
     for raw in args.urls:
         try:
@@ -237,7 +230,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from storage import StorageError
 
-    settings = _settings(args)
+    settings = settings_for(args)
     with _redis(settings) as client:
         state = _state(client)
         report: dict[str, Any] = cluster_counts(client)
@@ -298,7 +291,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_for(args)
     deadline = time.monotonic() + args.timeout if args.timeout is not None else None
     with _redis(settings) as client:
         idle = 0
