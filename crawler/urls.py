@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from crawler.errors import InvalidURL
 
@@ -80,15 +80,27 @@ def _normalize_host(host: str) -> str:
         raise InvalidURL(f"host {host!r} is not a valid domain name") from exc
 
 
-def _requote(part: str, safe: str) -> str:
-    # Decode then re-encode so that %7e, ~ and %7E all end up as one spelling.
-    return quote(unquote(part, errors="surrogateescape"), safe=safe, errors="surrogateescape")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _normalize_escapes(part: str) -> str:
+    """RFC 3986 6.2.2: decode escapes of unreserved characters only (``%7E`` -> ``~``), upper-case
+    the others. ``%2F`` stays encoded: decoding it would change the path's meaning."""
+
+    def fix(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else "%" + match.group(1).upper()
+
+    return _ESCAPE.sub(fix, _STRAY_PERCENT.sub("%25", part))
 
 
 def _normalize_path(path: str) -> str:
     if not path:
         return "/"
     path = _PATH_SESSION.sub("", path)  # /a.jsp;jsessionid=ABC -> /a.jsp
+    path = _normalize_escapes(path)  # before dot segments: %2E%2E is '..'
     trailing = path.endswith("/")
     resolved = posixpath.normpath(path)
     if resolved.startswith("//"):  # normpath keeps a leading '//' by POSIX rules
@@ -97,7 +109,8 @@ def _normalize_path(path: str) -> str:
         resolved = "/"
     if trailing and not resolved.endswith("/"):
         resolved += "/"
-    return _requote(resolved, _PATH_SAFE)
+    # Non-ASCII and other unsafe characters become UTF-8 escapes; existing escapes are kept.
+    return quote(resolved, safe=_PATH_SAFE + "%", errors="surrogateescape")
 
 
 def _normalize_query(query: str) -> str:

@@ -118,3 +118,19 @@ def test_canonicalize_is_idempotent(
 )
 def test_session_ids_are_dropped(raw: str, canonical: str) -> None:
     assert canonicalize(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("http://x.cn/a%2Fb", "http://x.cn/a%2Fb"),  # an encoded slash is not a path separator
+        ("http://x.cn/%2F", "http://x.cn/%2F"),
+        ("http://x.cn/a/%2E%2E/b", "http://x.cn/b"),  # encoded dots are dots
+        ("http://x.cn/100%", "http://x.cn/100%25"),
+        ("http://x.cn/%e4%b8%ad", "http://x.cn/%E4%B8%AD"),
+        ("http://x.cn/a%3Bjsessionid%3D1", "http://x.cn/a%3Bjsessionid%3D1"),
+    ],
+)
+def test_percent_escapes_follow_rfc3986_normalization(raw: str, canonical: str) -> None:
+    assert canonicalize(raw) == canonical
+    assert canonicalize(canonical) == canonical
