@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
 
+    # Duplicates (see crawler/dedup.py and `python -m crawler.neardup_eval`)
+    near_dup_threshold: float = Field(
+        0.52,
+        gt=0,
+        le=1,
+        description=(
+            "Exact Jaccard similarity of character 5-gram sets at or above which a later text is "
+            "recorded as a copy of an earlier story (1.0: exact duplicates only)."
+        ),
+    )
+    keep_duplicate_text: bool = Field(
+        False, description="Keep the full text of copies (later reposts of a stored story)."
+    )
+
     # Distributed mode (Celery workers)
     redis_key_prefix: str = Field("crawler:", description="Prefix of the crawl-state keys in Redis.")
     visibility_timeout: float = Field(

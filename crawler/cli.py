@@ -221,8 +221,57 @@ def cmd_export(args: argparse.Namespace) -> int:
             for doc in store.iter_documents(source=args.source):
                 stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
                 count += 1
+            if args.with_copies:
+                for copy, _similarity in store.iter_copies():
+                    if args.source is not None and copy.source != args.source:
+                        continue
+                    line = copy.to_export()
+                    line["text"] = copy.text or None  # null unless CRAWLER_KEEP_DUPLICATE_TEXT
+                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    count += 1
     if args.output:
         err_console.print(f"exported {count} documents to {args.output}")
+    return EXIT_OK
+
+
+def cmd_duplicates(args: argparse.Namespace) -> int:
+    """Stories that were republished: each story and its copies (URL, source, similarity)."""
+    with _open_store(args) as store:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for copy, similarity in store.iter_copies(duplicate_of=args.story):
+            groups.setdefault(copy.duplicate_of or "", []).append(
+                {"url": copy.url, "source": copy.source, "similarity": round(similarity, 4)}
+            )
+        stories: list[dict[str, Any]] = []
+        for story_hash, found in groups.items():
+            story = store.get_document(story_hash)
+            stories.append(
+                {
+                    "story": story_hash,
+                    "title": story.title if story else None,
+                    "url": story.url if story else None,
+                    "source": story.source if story else None,
+                    "copies": found,
+                }
+            )
+    if args.json:
+        print(json.dumps(stories, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = Console()
+    if not stories:
+        console.print("no copies recorded" + (f" for story {args.story}" if args.story else ""))
+        return EXIT_OK
+    for item in stories:
+        table = Table(
+            title=f"{item['title'] or '-'}  [dim]{item['story'][:16]} {item['url']}[/dim]",
+            title_justify="left",
+        )
+        table.add_column("similarity", justify="right")
+        table.add_column("source")
+        table.add_column("copy URL")
+        for found in item["copies"]:
+            table.add_row(f"{found['similarity']:.3f}", str(found["source"]), found["url"])
+        console.print(table)
     return EXIT_OK
 
 
@@ -239,6 +288,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return EXIT_OK
     console = Console()
     console.print(f"documents: [bold]{stats['documents']}[/bold]")
+    console.print(f"copies of stories (`crawler duplicates`): [bold]{stats.get('copies', 0)}[/bold]")
     for title, key in (
         ("documents by source", "documents_by_source"),
         ("URLs by status", "urls_by_status"),
@@ -331,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write stored documents as JSONL")
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
     export.add_argument("--source", help="only this source's documents")
+    export.add_argument(
+        "--with-copies",
+        action="store_true",
+        help="also write the recorded copies of stories (lines with duplicate_of set)",
+    )
     _add_db(export)
     export.set_defaults(func=cmd_export)
 
@@ -338,6 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     _add_db(stats)
     stats.set_defaults(func=cmd_stats)
+
+    duplicates = sub.add_parser("duplicates", help="stories republished elsewhere, with their copies")
+    duplicates.add_argument("--story", metavar="CONTENT_HASH", help="only this story's copies")
+    duplicates.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_db(duplicates)
+    duplicates.set_defaults(func=cmd_duplicates)
 
     sources = sub.add_parser("sources", help="list and validate the source definitions")
     sources.set_defaults(func=cmd_sources)

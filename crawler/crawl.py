@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from crawler.dedup import DEFAULT_PARAMS, Fingerprint
 from crawler.document import Document
 from crawler.errors import FetchError, InvalidURL
 from crawler.fetch import Fetcher, FetchLimits, make_client
@@ -38,7 +39,6 @@ from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
 from crawler.visit import (
-    duplicate_of_other,
     failure_state,
     fetched_state,
     host_concurrency,
@@ -50,6 +50,7 @@ from storage.models import UrlState, UrlStatus
 
 if TYPE_CHECKING:
     from settings import Settings
+    from storage.sql import StoryOutcome
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,11 @@ _WRITE_INTERVAL = 0.5
 class DocumentStore(Protocol):
     """What the crawl needs of a store (see :mod:`storage`)."""
 
-    def add_documents(self, docs: Sequence[Document]) -> list[bool]: ...
+    def add_stories(
+        self, items: Sequence[tuple[Document, Fingerprint]], *, threshold: float, keep_text: bool
+    ) -> Sequence[StoryOutcome]: ...
 
     def record_urls(self, states: Sequence[UrlState]) -> None: ...
-
-    def get_document(self, content_hash: str) -> Document | None: ...
 
 
 @dataclass(slots=True)
@@ -77,6 +78,8 @@ class CrawlOptions:
     allow_private_networks: bool = False
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 30.0
+    near_dup_threshold: float = DEFAULT_PARAMS.threshold
+    keep_duplicate_text: bool = False
     limits: FetchLimits = field(default_factory=lambda: FetchLimits(user_agent="policy-crawler/0.1"))
 
     @classmethod
@@ -88,6 +91,8 @@ class CrawlOptions:
             "allow_private_networks": settings.allow_private_networks,
             "extract_workers": settings.extract_workers,
             "extract_timeout": settings.extract_timeout,
+            "near_dup_threshold": settings.near_dup_threshold,
+            "keep_duplicate_text": settings.keep_duplicate_text,
             "limits": FetchLimits.from_settings(settings),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -98,7 +103,7 @@ class CrawlOptions:
 class CrawlStats:
     pages_fetched: int = 0
     documents_stored: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # pages recorded as copies of a stored story (exact or near)
     unchanged: int = 0  # re-crawled pages whose text this URL had already stored
     redirects_skipped: int = 0
     bytes_fetched: int = 0
@@ -151,7 +156,7 @@ class EmbeddedCrawl:
         self.seen: set[str] = set()
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
-        self._writes: asyncio.Queue[tuple[UrlState, Document | None] | None] = asyncio.Queue()
+        self._writes: asyncio.Queue[tuple[UrlState, PageOutcome | None] | None] = asyncio.Queue()
         self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
         self._delay_set: set[str] = set()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -278,7 +283,7 @@ class EmbeddedCrawl:
         if outcome.error_reason:
             self.stats.errors[outcome.error_reason] += 1
         state = fetched_state(url, source_id, depth, result, outcome, fetched_at=job.fetched_at)
-        await self._writes.put((state, outcome.document))
+        await self._writes.put((state, outcome if outcome.document is not None else None))
 
     async def _configure_host(self, host: str, url: str, source: Source) -> None:
         if host in self._delay_set:
@@ -323,7 +328,7 @@ class EmbeddedCrawl:
         """Batch URL states and documents into few transactions, run off the event loop."""
         done = False
         while not done:
-            batch: list[tuple[UrlState, Document | None]] = []
+            batch: list[tuple[UrlState, PageOutcome | None]] = []
             item = await self._writes.get()
             if item is None:
                 done = True
@@ -348,18 +353,30 @@ class EmbeddedCrawl:
                 self.stats.duplicates += duplicates
                 self.stats.unchanged += unchanged
 
-    def _flush(self, batch: list[tuple[UrlState, Document | None]]) -> tuple[int, int, int]:
-        docs = [doc for _, doc in batch if doc is not None]
-        inserted = iter(self.store.add_documents(docs) if docs else [])
+    def _flush(self, batch: list[tuple[UrlState, PageOutcome | None]]) -> tuple[int, int, int]:
+        """Store a batch: new stories, copies of earlier ones (URL state ``duplicate``), re-crawls."""
+        items = [
+            (outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
+            for _, outcome in batch
+            if outcome is not None and outcome.document is not None
+        ]
+        results = iter(
+            self.store.add_stories(
+                items,
+                threshold=self.options.near_dup_threshold,
+                keep_text=self.options.keep_duplicate_text,
+            )
+            if items
+            else []
+        )
         stored = duplicates = unchanged = 0
-        for state, doc in batch:
-            if doc is None:
+        for state, outcome in batch:
+            if outcome is None or outcome.document is None:
                 continue
-            if next(inserted):
+            result = next(results)
+            if result.status == "stored":
                 stored += 1
-                continue
-            earlier = self.store.get_document(doc.content_hash)
-            if duplicate_of_other(state.url, False, earlier.url if earlier else None):
+            elif result.status == "copy":
                 duplicates += 1
                 state.status = UrlStatus.DUPLICATE
             else:

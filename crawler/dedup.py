@@ -1,23 +1,315 @@
-"""Exact deduplication key of a document body.
+"""Deduplication keys of a document body: the exact key, and MinHash/LSH for near-duplicates.
 
-``content_hash`` is the SHA-256 of the body in a canonical form: NFKC (full-width and
-half-width forms agree) with every whitespace character removed (reflowed paragraphs agree).
-The store has a unique index on it, so deciding "seen before" is the database's job, atomic
-across processes.
+One story is often published by several portals: copied as is, converted to Traditional with
+pinyin readings inserted (``部長(zhǎng)``), with a paragraph of the reposter's own added, or with a
+paragraph cut. We want one document per story, so:
+
+* **Exact duplicates** are decided on a canonical key (:func:`dedup_key`): pinyin readings
+  stripped, NFKC, Traditional folded to Simplified (OpenCC's t2s character table, see
+  :func:`_script_fold_table`), and everything that is not a letter or a digit (punctuation,
+  symbols, whitespace) removed.
+  ``content_hash`` is its SHA-256; the store has a unique index on it, so "seen before" is the
+  database's decision, atomic across processes. A Traditional repost with readings of a
+  Simplified original therefore has the original's ``content_hash``. Stored text keeps its script.
+* **Near duplicates**: character shingles of the key, a MinHash signature, LSH bands. Two texts
+  whose shingle sets have Jaccard similarity ``s`` share at least one band with probability
+  ``1 - (1 - s**rows)**bands``; a band hit is only a *candidate*, confirmed with the exact
+  Jaccard of the two shingle sets (:func:`similarity`), so precision does not depend on the
+  sketch. The parameters (:data:`DEFAULT_PARAMS`) were chosen by measurement
+  (``python -m crawler.neardup_eval --sweep``): with 5-grams, the least similar pair of copies
+  of one story (a paragraph added vs. one cut, short article) has Jaccard 0.540 and the most
+  similar pair of different stories 0.499, so the threshold sits between them at 0.52; 32 bands
+  of 4 rows make a pair a candidate with probability 0.99 at Jaccard 0.6, 0.91 at 0.52 (such
+  borderline copies are usually found through their closer original) and 0.23 at 0.3 (few
+  wasted candidates), and the candidate's exact check decides. Containment (share of the
+  smaller set) was rejected: a short article reaches 0.97 inside an unrelated generated one that
+  reuses its sentences.
+
+The signature is one-permutation MinHash with densification (Shrivastava & Li, 2014): each
+shingle is hashed once and falls into one of ``num_perm`` bins, each bin keeps its minimum, empty
+bins borrow from the next non-empty one. numpy is not a dependency, and ``num_perm`` full
+permutations in plain Python cost ~``num_perm`` times more (see the evaluation's cost line).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import struct
 import unicodedata
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
-_WHITESPACE = re.compile(r"\s+")
+from crawler.normalize import strip_pinyin_readings
+
+#: A MinHash signature: ``num_perm`` unsigned 32-bit values.
+Signature = tuple[int, ...]
+
+_MASK32 = 0xFFFFFFFF
+_MASK64 = 0xFFFFFFFFFFFFFFFF
+_GOLDEN = 0x9E3779B97F4A7C15  # 64-bit Fibonacci hashing multiplier: spreads crc32 over 64 bits
+_EMPTY = _MASK32 + 1  # larger than any bin value
+# str's \w is exactly the L* and N* categories plus "_" (10x faster than a category loop).
+_NOT_LETTER_OR_NUMBER = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True, slots=True)
+class NearDupParams:
+    """Near-duplicate detection settings (see :mod:`crawler.neardup_eval` for how they were chosen).
+
+    ``shingle``: characters per shingle of the canonical key. ``num_perm``: MinHash bins, a
+    power of two, ``= bands * rows``. ``threshold``: the exact Jaccard similarity of the shingle
+    sets at or above which a candidate is a copy.
+    """
+
+    shingle: int = 5
+    bands: int = 32
+    rows: int = 4
+    threshold: float = 0.52
+
+    @property
+    def num_perm(self) -> int:
+        return self.bands * self.rows
+
+    def __post_init__(self) -> None:
+        n = self.bands * self.rows
+        if self.shingle < 1 or n < 1 or n & (n - 1):
+            raise ValueError("shingle must be >= 1 and bands * rows a power of two")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ValueError("threshold must be in (0, 1]")
+
+
+DEFAULT_PARAMS = NearDupParams()
+
+
+# -- the exact key --------------------------------------------------------------------------------
+
+
+@cache
+def _script_fold_table() -> dict[int, str]:
+    """Every character of OpenCC's t2s character table mapped to one representative of its class.
+
+    Why classes and not plain t2s: t2s is one-to-many on some characters (瞭 -> 瞭|了, 覆 -> 覆|复)
+    and only its phrase tables choose (瞭解 -> 了解), which costs milliseconds a page in the pure
+    Python OpenCC. Folding every character that t2s relates (瞭, 了; 覆, 復, 複, 复) to one
+    representative makes the Traditional copy and the Simplified original agree with one
+    ``str.translate``, at the price of not telling those characters apart, which a dedup key
+    can afford. Variants such as 爲/為 -> 为 come with the table. Representatives are Simplified
+    where the class has a Simplified member. Built once (~30 ms).
+    """
+    try:
+        import opencc
+
+        path = Path(opencc.__file__).parent / "dictionary" / "TSCharacters.txt"
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except Exception:  # pragma: no cover - no OpenCC data: only NFKC and punctuation folding
+        return {}
+    parent: dict[str, str] = {}
+
+    def find(ch: str) -> str:
+        while parent.setdefault(ch, ch) != ch:
+            parent[ch] = parent[parent[ch]]
+            ch = parent[ch]
+        return ch
+
+    traditional: set[str] = set()
+    for line in lines:
+        source, _, targets = line.partition("\t")
+        if len(source) != 1:
+            continue
+        traditional.add(source)
+        for target in targets.split():
+            if len(target) == 1:
+                parent[find(source)] = find(target)
+    classes: dict[str, list[str]] = {}
+    for ch in list(parent):
+        classes.setdefault(find(ch), []).append(ch)
+    table: dict[int, str] = {}
+    for members in classes.values():
+        simplified = [c for c in members if c not in traditional]
+        rep = min(simplified or members)
+        table.update({ord(c): rep for c in members if c != rep})
+    return table
+
+
+def dedup_key(text: str) -> str:
+    """The canonical form two copies of one story share, whatever their script and punctuation."""
+    folded = unicodedata.normalize("NFKC", strip_pinyin_readings(text)).translate(_script_fold_table())
+    # Letters (L*) and numbers (N*) only: punctuation, symbols, whitespace and marks go.
+    return _NOT_LETTER_OR_NUMBER.sub("", folded)
 
 
 def canonical_form(text: str) -> str:
-    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
+    """Alias of :func:`dedup_key`, kept for callers of the earlier name."""
+    return dedup_key(text)
 
 
 def content_hash(text: str) -> str:
-    return hashlib.sha256(canonical_form(text).encode("utf-8")).hexdigest()
+    """SHA-256 (hex) of :func:`dedup_key`: the exact-duplicate key the store is unique on."""
+    return hashlib.sha256(dedup_key(text).encode("utf-8")).hexdigest()
+
+
+# -- shingles, MinHash, LSH -----------------------------------------------------------------------
+
+
+def shingle_hashes(key: str, size: int) -> set[int]:
+    """The distinct 32-bit hashes (CRC-32: stable across processes) of the key's ``size``-grams.
+
+    A key shorter than ``size`` is one shingle.
+    """
+    if len(key) <= size:
+        return {zlib.crc32(key.encode("utf-8"))} if key else set()
+    data = key.encode("utf-32-le")  # fixed width: shingle i is data[4i : 4(i + size)]
+    width = 4 * size
+    crc = zlib.crc32
+    return {crc(data[i : i + width]) for i in range(0, len(data) - width + 4, 4)}
+
+
+def signature(hashes: Iterable[int], num_perm: int) -> Signature:
+    """One-permutation MinHash of a set of 32-bit shingle hashes, densified (see module doc)."""
+    shift = 64 - (num_perm.bit_length() - 1)
+    bins = [_EMPTY] * num_perm
+    for h in hashes:
+        mixed = (h * _GOLDEN) & _MASK64
+        index = mixed >> shift if shift < 64 else 0
+        value = mixed & _MASK32
+        if value < bins[index]:
+            bins[index] = value
+    if _EMPTY in bins:
+        if all(b == _EMPTY for b in bins):
+            return tuple([_MASK32] * num_perm)
+        # Rotation densification: an empty bin takes the next non-empty bin's value, offset by
+        # the distance so that two different empty patterns rarely collide by accident.
+        filled = list(bins)
+        for i in range(num_perm):
+            if bins[i] == _EMPTY:
+                j, distance = (i + 1) % num_perm, 1
+                while bins[j] == _EMPTY:
+                    j, distance = (j + 1) % num_perm, distance + 1
+                filled[i] = (bins[j] + distance * 0x9E3779B1) & _MASK32
+        bins = filled
+    return tuple(bins)
+
+
+def band_keys(sig: Sequence[int], bands: int, rows: int) -> list[int]:
+    """One signed 64-bit key per band (fits a BIGINT column and a Redis key): band index + rows."""
+    keys = []
+    for band in range(bands):
+        chunk = sig[band * rows : (band + 1) * rows]
+        digest = hashlib.blake2b(struct.pack(f"<I{rows}I", band, *chunk), digest_size=8).digest()
+        keys.append(int.from_bytes(digest, "little", signed=True))
+    return keys
+
+
+def estimated_similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    """The MinHash estimate of Jaccard similarity: the share of equal signature positions."""
+    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a) if a else 0.0
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    """Exact Jaccard similarity of two shingle sets (1.0 for two empty sets)."""
+    if not a and not b:
+        return 1.0
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter)
+
+
+def similarity(text_a: str, text_b: str, size: int = DEFAULT_PARAMS.shingle) -> float:
+    """Exact Jaccard similarity of two texts' shingle sets (of their canonical keys)."""
+    return jaccard(shingle_hashes(dedup_key(text_a), size), shingle_hashes(dedup_key(text_b), size))
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """What the duplicate checks need of one text, computed once where the text is extracted
+    (a worker process), so that the single writer only looks up and compares."""
+
+    content_hash: str
+    signature: Signature
+    bands: tuple[int, ...]
+    shingles: frozenset[int]
+
+    @classmethod
+    def of(cls, text: str, params: NearDupParams = DEFAULT_PARAMS) -> Fingerprint:
+        key = dedup_key(text)
+        shingles = shingle_hashes(key, params.shingle)
+        sig = signature(shingles, params.num_perm)
+        return cls(
+            hashlib.sha256(key.encode("utf-8")).hexdigest(),
+            sig,
+            tuple(band_keys(sig, params.bands, params.rows)),
+            frozenset(shingles),
+        )
+
+
+#: A candidate whose signature estimate is this far below the threshold is not worth the exact
+#: comparison (the estimate's standard error at 128 bins is ~0.045; 3.5 of them).
+PREFILTER_MARGIN = 0.15
+
+
+def pack_signature(sig: Sequence[int]) -> bytes:
+    """A signature as stored (4 bytes a value, little-endian)."""
+    return struct.pack(f"<{len(sig)}I", *sig)
+
+
+def unpack_signature(data: bytes) -> Signature:
+    return struct.unpack(f"<{len(data) // 4}I", data)
+
+
+def containment(a: set[int], b: set[int]) -> float:
+    """Share of the smaller shingle set found in the larger one: 1.0 when one text is the other
+    with paragraphs added (the "paragraph cut" and "paragraph added" reposts)."""
+    if not a or not b:
+        return 1.0 if a == b else 0.0
+    return len(a & b) / min(len(a), len(b))
+
+
+def score(a: set[int], b: set[int], measure: str = "jaccard") -> float:
+    """The confirmation score of a candidate pair: ``jaccard`` or ``containment``."""
+    return containment(a, b) if measure == "containment" else jaccard(a, b)
+
+
+class MemoryIndex:
+    """An in-process LSH index with exact confirmation: the reference of what the stores do.
+
+    Used by the evaluation and the tests; the embedded and distributed modes keep the same
+    index in the database (:meth:`storage.sql.Store.add_stories`) so that it is shared.
+    """
+
+    def __init__(self, params: NearDupParams = DEFAULT_PARAMS, measure: str = "jaccard") -> None:
+        self.params = params
+        self.measure = measure
+        self.bands: dict[int, list[int]] = {}
+        self.shingles: list[set[int]] = []
+        self.signatures: list[Signature] = []
+        self.exact: dict[str, int] = {}  # content_hash of every document seen -> its story
+
+    def add(self, text: str | Fingerprint) -> tuple[int, int | None, float]:
+        """Index a text unless it is a copy. Returns (its story number, the story it copies or
+        None, the confirmed similarity). A copy points at the most similar earlier story."""
+        fp = text if isinstance(text, Fingerprint) else Fingerprint.of(text, self.params)
+        digest, shingles, sig = fp.content_hash, set(fp.shingles), fp.signature
+        if digest in self.exact:  # the exact key first: the store's unique index
+            return self.exact[digest], self.exact[digest], 1.0
+        keys = fp.bands
+        candidates = sorted({doc for k in keys for doc in self.bands.get(k, ())})
+        best: tuple[float, int] | None = None
+        for doc in candidates:
+            if estimated_similarity(sig, self.signatures[doc]) < self.params.threshold - PREFILTER_MARGIN:
+                continue
+            sim = score(shingles, self.shingles[doc], self.measure)
+            if sim >= self.params.threshold and (best is None or sim > best[0]):
+                best = (sim, doc)
+        if best is not None:
+            self.exact[digest] = best[1]
+            return best[1], best[1], best[0]
+        number = len(self.shingles)
+        self.exact[digest] = number
+        self.shingles.append(shingles)
+        self.signatures.append(sig)
+        for k in keys:
+            self.bands.setdefault(k, []).append(number)
+        return number, None, 1.0

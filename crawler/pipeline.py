@@ -2,8 +2,9 @@
 
 ``process_page`` runs in a worker process (the embedded crawl's process pool, or a Celery
 worker): decode the bytes once, find the links (selectolax), extract and normalize the body
-(trafilatura + domain rules), hash it. It never raises: a bad page comes back as an outcome with
-an error reason, counted and dropped, and the crawl goes on.
+(trafilatura + domain rules), compute its dedup fingerprint (:mod:`crawler.dedup`). It never
+raises: a bad page comes back as an outcome with an error reason, counted and dropped, and the
+crawl goes on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from crawler.decode import decode_html
-from crawler.dedup import content_hash
+from crawler.dedup import Fingerprint
+from crawler.dedup import content_hash as _content_hash
 from crawler.document import Document, utcnow
 from crawler.errors import EmptyExtraction, ExtractionError, InvalidURL
 from crawler.extract import Extraction, extract
@@ -47,6 +49,9 @@ class PageOutcome:
     encoding: str | None = None
     error_reason: str | None = None
     error_message: str | None = None
+    #: The document's dedup keys (exact hash, MinHash signature, LSH bands), computed here in the
+    #: worker process so that the single writer only looks up and compares.
+    fingerprint: Fingerprint | None = None
 
 
 def process_page(job: PageJob) -> PageOutcome:
@@ -84,8 +89,10 @@ def process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
+    outcome.fingerprint = Fingerprint.of(extraction.text)
     outcome.document = build_document(
         extraction,
+        content_hash=outcome.fingerprint.content_hash,
         url=job.url,
         final_url=job.final_url,
         source=job.source,
@@ -103,9 +110,11 @@ def build_document(
     source: str | None = None,
     fetched_at: datetime | None = None,
     max_url_length: int = DEFAULT_MAX_URL_LENGTH,
+    content_hash: str | None = None,
 ) -> Document:
     """The stored record of an extraction: the page's declared canonical URL when it is a valid
-    http(s) URL (else the final URL), and the dedup hash of the text."""
+    http(s) URL (else the final URL), and the dedup hash of the text (``content_hash``: already
+    computed by the caller with the fingerprint)."""
     canonical = final_url
     if extraction.canonical_url:
         try:
@@ -122,7 +131,7 @@ def build_document(
         agency=extraction.agency,
         author=extraction.author,
         text=extraction.text,
-        content_hash=content_hash(extraction.text),
+        content_hash=content_hash or _content_hash(extraction.text),
         fetched_at=fetched_at or utcnow(),
         lang=extraction.lang,
     )

@@ -153,8 +153,9 @@ def fetched_state(
     fetched_at: datetime | None = None,
 ) -> UrlState:
     """The record of a fetched page: FETCHED, or FAILED_PERMANENT when extraction rejected it
-    (the page will not get better by fetching it again). The caller turns it into DUPLICATE if
-    the store already had the document (see :func:`duplicate_of_other`)."""
+    (the page will not get better by fetching it again). The caller turns it into DUPLICATE when
+    the store records the document as a copy of another page's story (``Store.add_stories``;
+    a text this same URL stored before is unchanged, not a copy)."""
     state = UrlState(
         url,
         source_id,
@@ -174,16 +175,6 @@ def fetched_state(
     if outcome.document is not None:
         state.content_hash = outcome.document.content_hash
     return state
-
-
-def duplicate_of_other(url: str, inserted: bool, stored_url: str | None) -> bool:
-    """Whether a page's document is a duplicate of *another* page's.
-
-    ``add_document`` returning False only says the hash was stored before; when it was stored by
-    this very URL (a redelivered task, or a scheduled re-visit of a start page) the page is not a
-    duplicate of anything and keeps its FETCHED status.
-    """
-    return not inserted and stored_url != url
 
 
 def already_done(state: UrlState | None, since: float | None = None) -> bool:

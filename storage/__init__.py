@@ -13,6 +13,6 @@ Usage::
 from __future__ import annotations
 
 from .models import StorageError, UrlState, UrlStatus
-from .sql import SCHEMA_VERSION, Store, open_store
+from .sql import SCHEMA_VERSION, Store, StoryOutcome, open_store
 
-__all__ = ["SCHEMA_VERSION", "StorageError", "Store", "UrlState", "UrlStatus", "open_store"]
+__all__ = ["SCHEMA_VERSION", "StorageError", "Store", "StoryOutcome", "UrlState", "UrlStatus", "open_store"]

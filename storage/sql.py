@@ -14,7 +14,14 @@ Concurrency model:
   handles this natively. A store inherited through ``fork`` drops the parent's pooled
   connections on first use in the child;
 * duplicates: documents are inserted with ``ON CONFLICT (content_hash) DO NOTHING``, so a task
-  delivered twice, or two workers racing, never store a second copy and never raise.
+  delivered twice, or two workers racing, never store a second copy and never raise;
+* near duplicates (:meth:`Store.add_stories`): the LSH index (band key -> document id) lives in
+  the same database as the documents and is read and written in the document's own
+  transaction. SQLite's ``BEGIN IMMEDIATE`` serializes writers; on PostgreSQL a transaction
+  first takes an advisory lock per band key of its documents, in ascending order (no deadlock),
+  so two copies of one story, which share a band, are checked and inserted one after the other
+  and the later one sees the earlier. Two texts that share no band are not candidates for each
+  other in any order, so the locks lose nothing the sequential check would find.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -35,9 +42,12 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     Select,
     Table,
     Text,
@@ -47,7 +57,9 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    literal,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -56,14 +68,36 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
+from crawler.dedup import (
+    DEFAULT_PARAMS,
+    PREFILTER_MARGIN,
+    Fingerprint,
+    dedup_key,
+    estimated_similarity,
+    jaccard,
+    pack_signature,
+    shingle_hashes,
+    unpack_signature,
+)
 from crawler.document import Document, utcnow
 
 from .models import StorageError, UrlState, UrlStatus, mask_password
 
-__all__ = ["SCHEMA_VERSION", "Store", "documents", "metadata", "open_store", "schema_version", "urls"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Store",
+    "StoryOutcome",
+    "copies",
+    "documents",
+    "metadata",
+    "open_store",
+    "schema_version",
+    "urls",
+]
 
 #: Bumped by every schema migration; recorded in the ``schema_version`` table.
-SCHEMA_VERSION = 1
+#: 2: copies, near_dup_bands, document_signatures (new tables: created by create_all).
+SCHEMA_VERSION = 2
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -160,6 +194,49 @@ urls = Table(
     Index("ix_urls_source", "source"),
 )
 
+# A later copy of a stored story: where it was republished. ``duplicate_of`` is the story's
+# content_hash (stable across databases and exports, unlike ids); ``text`` is NULL unless the
+# keep-duplicate-text setting asked for it.
+copies = Table(
+    "copies",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text, nullable=False),
+    Column("canonical_url", Text),
+    Column("source", Text),
+    Column("title", Text),
+    Column("published_at", Text),
+    Column("agency", Text),
+    Column("author", Text),
+    Column("text", Text),
+    Column("content_hash", Text, nullable=False),  # the copy's own exact key
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Column("lang", Text),
+    Column("duplicate_of", Text, nullable=False),
+    Column("similarity", Float, nullable=False),  # exact Jaccard of the shingle sets; 1.0: same key
+    UniqueConstraint("url", name="uq_copies_url"),
+    Index("ix_copies_duplicate_of", "duplicate_of"),
+    Index("ix_copies_content_hash", "content_hash"),
+)
+
+# The LSH index of the near-duplicate check: one row per (band key, document).
+near_dup_bands = Table(
+    "near_dup_bands",
+    metadata,
+    Column("band_key", BigInteger, nullable=False),
+    Column("document_id", _Id, nullable=False),
+    PrimaryKeyConstraint("band_key", "document_id", name="pk_near_dup_bands"),
+)
+
+# The MinHash signature of every document: a cheap estimate before the exact comparison.
+document_signatures = Table(
+    "document_signatures",
+    metadata,
+    Column("document_id", _Id, primary_key=True, autoincrement=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+
 # One row per applied schema version; the current version is the maximum.
 schema_version = Table(
     "schema_version",
@@ -169,6 +246,23 @@ schema_version = Table(
 )
 
 _DOC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Document))
+_COPY_FIELDS: tuple[str, ...] = tuple(name for name in _DOC_FIELDS if name != "text")
+
+
+@dataclass(frozen=True, slots=True)
+class StoryOutcome:
+    """What :meth:`Store.add_stories` did with one document.
+
+    ``status``: ``stored`` (a new story), ``copy`` (recorded as a copy of ``duplicate_of``, the
+    story's content_hash, with ``similarity``), or ``unchanged`` (this URL had stored this very
+    text before: a re-crawl, not a copy).
+    """
+
+    status: Literal["stored", "copy", "unchanged"]
+    duplicate_of: str | None = None
+    similarity: float = 1.0
+
+
 _URL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UrlState))
 
 
@@ -434,7 +528,11 @@ class Store:
                     f"the database {self.safe_url} has schema version {current}, newer than this "
                     f"code's {SCHEMA_VERSION}: upgrade policy-crawler"
                 )
-            # current < SCHEMA_VERSION: migrations go here when there are any.
+            elif current < SCHEMA_VERSION:
+                # 1 -> 2 only added tables, which create_all just made. Documents stored by
+                # version 1 keep their old content_hash and have no LSH bands: they are not
+                # found as stories of later copies until re-crawled (see the README).
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
         self._write("opening the store", create)
 
@@ -499,6 +597,158 @@ class Store:
             stmt = stmt.where(documents.c.source == source)
         return int(self._read("counting documents", lambda conn: conn.scalar(stmt)) or 0)
 
+    # -- stories and their copies -----------------------------------------------------------------
+
+    def add_stories(
+        self,
+        items: Sequence[tuple[Document, Fingerprint]],
+        *,
+        threshold: float = DEFAULT_PARAMS.threshold,
+        keep_text: bool = False,
+    ) -> list[StoryOutcome]:
+        """Store each document as a new story, or record it as a copy of an earlier one.
+
+        In order, in one transaction (see the module doc for why it is safe across processes):
+        a document whose exact key (``content_hash``) is stored, by another URL, is a copy with
+        similarity 1.0; one whose key a copy has is a copy of that copy's story; otherwise the
+        LSH bands give candidates, filtered by their signature estimate and confirmed by the
+        exact Jaccard of the shingle sets (``>= threshold``); the most similar wins. A candidate
+        stored by the same URL is skipped (an edited page is a new version, not a copy). Copies
+        keep their text only if ``keep_text``.
+        """
+        if not items:
+            return []
+        for doc, _ in items:
+            _doc_to_row(doc)  # validates content_hash before the transaction starts
+
+        def work(conn: Connection) -> list[StoryOutcome]:
+            if self.dialect == "postgresql":
+                keys = sorted({k for _, fp in items for k in fp.bands})
+                # unnest yields in array order: the locks are taken in ascending key order.
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"),
+                    {"keys": keys},
+                )
+            return [self._add_story(conn, doc, fp, threshold, keep_text) for doc, fp in items]
+
+        return self._write("storing documents", work)
+
+    def _add_story(
+        self, conn: Connection, doc: Document, fp: Fingerprint, threshold: float, keep_text: bool
+    ) -> StoryOutcome:
+        row = _doc_to_row(doc)
+        digest = row["content_hash"]
+        # One round trip for the exact key: a stored story with it (first), else a copy with it.
+        exact = conn.execute(
+            select(literal(0).label("rank"), documents.c.url, documents.c.content_hash.label("story"))
+            .where(documents.c.content_hash == digest)
+            .union_all(
+                select(literal(1), copies.c.url, copies.c.duplicate_of)
+                .where(copies.c.content_hash == digest)
+                .limit(1)
+                .subquery()
+                .select()
+            )
+            .order_by("rank")
+            .limit(1)
+        ).first()
+        if exact is not None:
+            if exact.rank == 0 and exact.url == doc.url:
+                return StoryOutcome("unchanged")
+            return self._record_copy(conn, row, exact.story, 1.0, keep_text)
+        best = self._best_candidate(conn, doc.url, fp, threshold)
+        if best is not None:
+            return self._record_copy(conn, row, best[0], best[1], keep_text)
+        doc_id = conn.execute(
+            self._insert(documents)
+            .on_conflict_do_nothing(index_elements=[documents.c.content_hash])
+            .returning(documents.c.id),
+            row,
+        ).scalar()
+        if doc_id is None:  # pragma: no cover - same key, same bands: the locks exclude this
+            return self._record_copy(conn, row, digest, 1.0, keep_text)
+        conn.execute(
+            self._insert(near_dup_bands).on_conflict_do_nothing(),
+            [{"band_key": k, "document_id": doc_id} for k in sorted(set(fp.bands))],
+        )
+        conn.execute(
+            insert(document_signatures), {"document_id": doc_id, "signature": pack_signature(fp.signature)}
+        )
+        return StoryOutcome("stored")
+
+    def _best_candidate(
+        self, conn: Connection, url: str, fp: Fingerprint, threshold: float
+    ) -> tuple[str, float] | None:
+        """The most similar stored story at or above ``threshold``: (content_hash, similarity)."""
+        ids = select(near_dup_bands.c.document_id).where(near_dup_bands.c.band_key.in_(sorted(set(fp.bands))))
+        rows = conn.execute(
+            select(documents.c.id, documents.c.url, document_signatures.c.signature)
+            .join(document_signatures, document_signatures.c.document_id == documents.c.id)
+            .where(documents.c.id.in_(ids.scalar_subquery()))
+            .order_by(documents.c.id)
+        ).all()
+        likely = [
+            r.id
+            for r in rows
+            if r.url != url
+            and estimated_similarity(fp.signature, unpack_signature(r.signature))
+            >= threshold - PREFILTER_MARGIN
+        ]
+        if not likely:
+            return None
+        best: tuple[str, float] | None = None
+        for r in conn.execute(
+            select(documents.c.content_hash, documents.c.text)
+            .where(documents.c.id.in_(likely))
+            .order_by(documents.c.id)
+        ):
+            # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
+            # that passed the estimate: cheaper than storing ~4 KB of shingles per document.
+            sim = jaccard(set(fp.shingles), shingle_hashes(dedup_key(r.text), DEFAULT_PARAMS.shingle))
+            if sim >= threshold and (best is None or sim > best[1]):
+                best = (r.content_hash, sim)
+        return best
+
+    def _record_copy(
+        self, conn: Connection, row: dict[str, Any], story: str, similarity: float, keep_text: bool
+    ) -> StoryOutcome:
+        values = {name: row[name] for name in _COPY_FIELDS}
+        values.update(duplicate_of=story, similarity=similarity, text=row["text"] if keep_text else None)
+        stmt = self._insert(copies)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[copies.c.url],
+            set_={name: stmt.excluded[name] for name in values if name != "url"},
+        )
+        conn.execute(upsert, values)
+        return StoryOutcome("copy", story, similarity)
+
+    def iter_copies(
+        self, *, duplicate_of: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Generator[tuple[Document, float], None, None]:
+        """Stream copies (a Document with ``duplicate_of`` set, text "" unless kept, and the
+        similarity), ordered by story then by id; optionally of one story only."""
+        stmt = select(copies).order_by(copies.c.duplicate_of, copies.c.id)
+        if duplicate_of is not None:
+            stmt = stmt.where(copies.c.duplicate_of == duplicate_of)
+        for row in self._stream("reading copies", stmt, batch_size):
+            mapping = row._mapping
+            values = {name: mapping[name] for name in _COPY_FIELDS}
+            yield Document(text=mapping["text"] or "", **values), float(mapping["similarity"])
+
+    def get_copy(self, url: str) -> tuple[Document, float] | None:
+        """The copy recorded for ``url`` (see :meth:`iter_copies`), or None."""
+        stmt = select(copies).where(copies.c.url == url)
+        row = self._read("reading a copy", lambda conn: conn.execute(stmt).first())
+        if row is None:
+            return None
+        mapping = row._mapping
+        values = {name: mapping[name] for name in _COPY_FIELDS}
+        return Document(text=mapping["text"] or "", **values), float(mapping["similarity"])
+
+    def count_copies(self) -> int:
+        stmt = select(func.count()).select_from(copies)
+        return int(self._read("counting copies", lambda conn: conn.scalar(stmt)) or 0)
+
     # -- URLs -------------------------------------------------------------------------------------
 
     def record_url(self, state: UrlState) -> None:
@@ -554,7 +804,7 @@ class Store:
     def stats(self) -> dict[str, Any]:
         """Counts for the CLI and monitoring, read in one transaction.
 
-        ``{"documents": n, "documents_by_source": {source: n}, "urls": n,
+        ``{"documents": n, "copies": n, "documents_by_source": {source: n}, "urls": n,
         "urls_by_status": {status: n}, "errors_by_reason": {reason: n}}``; a document or URL
         without a source is counted under ``None``.
         """
@@ -570,6 +820,7 @@ class Store:
             by_status = grouped(conn, urls.c.status)
             return {
                 "documents": sum(by_source.values()),
+                "copies": int(conn.scalar(select(func.count()).select_from(copies)) or 0),
                 "documents_by_source": by_source,
                 "urls": sum(by_status.values()),
                 "urls_by_status": by_status,

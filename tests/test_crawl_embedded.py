@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
+from crawler.dedup import DEFAULT_PARAMS
 from crawler.document import EXPORT_KEYS
 from crawler.fetch import FetchLimits
 from crawler.links import Scope
 from crawler.samplesite import (
     ADDED,
     CUT,
-    ORIGINAL,
     ArticlePage,
     RunningSite,
     build_site,
@@ -105,6 +105,7 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
             per_host_delay=0.02,
             allow_private_networks=True,
             extract_workers=2,
+            keep_duplicate_text=True,  # so that every page's extracted text can be checked
             limits=FetchLimits(
                 user_agent="policy-crawler-test/1",
                 page_deadline=3.0,
@@ -117,10 +118,10 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
         yield CrawlRun(site, stats, db_url)
 
 
-def story_key(page: ArticlePage) -> tuple[str, str, bool]:
-    """Pages with this key carry the same text: an exact repost is its original's text."""
-    variant = page.variant if page.variant in (ADDED, CUT) else ORIGINAL
-    return page.article_id, variant, page.traditional
+def story_key(page: ArticlePage) -> str:
+    """Pages with this key carry one story: exact reposts, Traditional reposts with readings and
+    reposts with a paragraph added or cut are all copies of their article."""
+    return page.article_id
 
 
 def fetched_paths(site: RunningSite) -> Counter[str]:
@@ -156,13 +157,25 @@ def test_every_reachable_article_is_stored_exactly_once(crawl_run: CrawlRun) -> 
         if s and s.status not in (UrlStatus.FETCHED, UrlStatus.DUPLICATE)
     }
     assert not not_stored, f"reachable articles not stored: {not_stored}"
-    # One document per distinct article text: exact reposts on other portals are duplicates.
+    # One document per story: every repost (exact, Traditional with readings, a paragraph added
+    # or cut) is a copy linked to the document of its own article.
     distinct = {story_key(truth[url]) for url in reachable}
     assert len(docs) == len(distinct)
     assert len({d.content_hash for d in docs}) == len(docs)
     assert crawl_run.stats.documents_stored == len(docs) + hostile_docs
-    sample_duplicates = sum(1 for s in states.values() if s and s.status is UrlStatus.DUPLICATE)
-    assert sample_duplicates == len(reachable) - len(distinct)
+    story_of = {story_key(truth[d.url]): d.content_hash for d in docs if d.url in truth}
+    assert len(story_of) == len(docs)
+    duplicates = {url for url, s in states.items() if s and s.status is UrlStatus.DUPLICATE}
+    assert len(duplicates) == len(reachable) - len(distinct)
+    with open_store(crawl_run.db_url) as store:
+        for url in duplicates:
+            found = store.get_copy(url)
+            assert found is not None, url
+            copy, similarity = found
+            assert copy.duplicate_of == story_of[story_key(truth[url])], url
+            assert DEFAULT_PARAMS.threshold <= similarity <= 1.0 and copy.source == "sample-site"
+            if truth[url].traditional and truth[url].variant not in (ADDED, CUT):
+                assert similarity == 1.0, url  # Traditional with readings: the exact key
 
 
 def test_stored_texts_match_the_articles_and_no_page_is_garbled(crawl_run: CrawlRun) -> None:
@@ -170,9 +183,10 @@ def test_stored_texts_match_the_articles_and_no_page_is_garbled(crawl_run: Crawl
     with open_store(crawl_run.db_url) as store:
         by_hash = {d.content_hash: d for d in store.iter_documents()}
         states = {url: store.get_url(url) for url in crawl_run.site.reachable_urls()}
+        kept = {c.url: c for c, _ in store.iter_copies()}  # the crawl kept copies' text
     for url, state in states.items():
-        assert state is not None and state.content_hash in by_hash, url
-        doc = by_hash[state.content_hash]
+        assert state is not None, url
+        doc = kept[url] if state.status is UrlStatus.DUPLICATE else by_hash[state.content_hash or ""]
         assert "\ufffd" not in doc.text, f"garbled: {url}"
         expected = truth[url].text
         got = to_simplified(doc.text) if truth[url].traditional else doc.text
@@ -218,7 +232,9 @@ def test_wrong_meta_charset_and_malformed_pages_still_extract(crawl_run: CrawlRu
             state = store.get_url(crawl_run.site.url("hostile", path))
             assert state is not None and state.status in (UrlStatus.FETCHED, UrlStatus.DUPLICATE), path
             assert state.content_hash, path
-            doc = store.get_document(state.content_hash)
+            # The hostile pages carry sample articles: stored, or recorded as a copy (text kept).
+            found = store.get_copy(state.url)
+            doc = found[0] if found is not None else store.get_document(state.content_hash)
             assert (
                 doc is not None
                 and "\ufffd" not in doc.text
@@ -240,3 +256,25 @@ def test_cli_export_writes_the_documented_jsonl(crawl_run: CrawlRun, tmp_path: P
     for line in lines:
         assert tuple(line) == EXPORT_KEYS
         assert line["duplicate_of"] is None and line["text"] and len(line["content_hash"]) == 64
+    stories = {line["content_hash"] for line in lines}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crawler.cli",
+            "export",
+            "--with-copies",
+            "--db",
+            crawl_run.db_url,
+            "-o",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    everything = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    copies = everything[len(lines) :]
+    assert everything[: len(lines)] == lines
+    assert len(copies) == crawl_run.stats.duplicates > 0
+    for line in copies:
+        assert tuple(line) == EXPORT_KEYS and line["duplicate_of"] in stories and line["text"]

@@ -354,6 +354,7 @@ def test_stats(store: Store) -> None:
     empty = store.stats()
     assert empty == {
         "documents": 0,
+        "copies": 0,
         "documents_by_source": {},
         "urls": 0,
         "urls_by_status": {},
@@ -373,6 +374,7 @@ def test_stats(store: Store) -> None:
     )
     assert store.stats() == {
         "documents": 4,
+        "copies": 0,
         "documents_by_source": {"gov": 2, "ndrc": 1, None: 1},
         "urls": 6,
         "urls_by_status": {
@@ -398,7 +400,14 @@ def test_schema_creation_is_idempotent(store_url: str) -> None:
         with second.engine.connect() as conn:
             assert conn.execute(select(schema_version.c.version)).scalars().all() == [SCHEMA_VERSION]
             names = set(inspect(conn).get_table_names())
-            assert {"documents", "urls", "schema_version"} <= names
+            assert {
+                "documents",
+                "urls",
+                "schema_version",
+                "copies",
+                "near_dup_bands",
+                "document_signatures",
+            } <= names
             doc_indexes = {ix["name"] for ix in inspect(conn).get_indexes("documents")}
             url_indexes = {ix["name"] for ix in inspect(conn).get_indexes("urls")}
         assert {"ix_documents_source", "ix_documents_url"} <= doc_indexes
@@ -517,3 +526,19 @@ def test_bad_or_unreachable_database_raises_storage_error(url: str, expected: st
     assert "s3cretpw" not in rendered and "s3cretpw" not in repr(error)
     if "127.0.0.1:1" in url:
         assert "127.0.0.1" in str(error) and "postgres:***@" in str(error)
+
+
+def test_a_version_1_database_gets_the_duplicate_tables(sqlite_url: str) -> None:
+    """Schema 1 -> 2 only adds tables: opening an old database creates them and records 2."""
+    from sqlalchemy import delete
+
+    with open_store(sqlite_url) as store, store.engine.begin() as conn:
+        for name in ("copies", "near_dup_bands", "document_signatures"):
+            conn.execute(text(f"DROP TABLE {name}"))
+        conn.execute(delete(schema_version))
+        conn.execute(insert(schema_version).values(version=1, applied_at=datetime.now(UTC)))
+    with open_store(sqlite_url) as store:
+        assert store.count_copies() == 0
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
+            assert versions.scalars().all() == [1, SCHEMA_VERSION]

@@ -32,7 +32,7 @@ from psycopg import sql
 from crawler.samplesite import RunningSite, build_site, fail_then, html, serve_site, server_error
 from crawler.samplesite.server import LoggedRequest, too_many_requests
 from crawler.sources import Source
-from storage import UrlStatus, open_store
+from storage import Store, UrlStatus, open_store
 from tests.cluster import (
     Cluster,
     free_port,
@@ -63,6 +63,7 @@ class CrawlRun:
     hashes: set[str]
     states: dict[str, UrlStatus]
     elapsed: float
+    stories: set[frozenset[str]]  # per stored story: its URL and the URLs of its copies
 
     @property
     def pages(self) -> int:
@@ -71,6 +72,15 @@ class CrawlRun:
     @property
     def pages_per_second(self) -> float:
         return self.pages / self.elapsed
+
+
+def read_stories(store: Store) -> set[frozenset[str]]:
+    """The partition of stored and copied URLs into stories. Which copy of a story arrived
+    first (and so became the document) depends on timing; the grouping must not."""
+    groups = {doc.content_hash: {doc.url} for doc in store.iter_documents()}
+    for copy, _ in store.iter_copies():
+        groups[copy.duplicate_of or ""].add(copy.url)
+    return {frozenset(urls) for urls in groups.values()}
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -182,9 +192,10 @@ def embedded(site: RunningSite, source: Source, tmp_path_factory: pytest.TempPat
         elapsed = time.monotonic() - began
         hashes = {doc.content_hash for doc in store.iter_documents()}
         states = {s.url: s.status for s in store.iter_urls()}
+        stories = read_stories(store)
     requests = site.request_log.snapshot()
     site.request_log.clear()
-    return CrawlRun(requests, hashes, states, elapsed)
+    return CrawlRun(requests, hashes, states, elapsed, stories)
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +213,8 @@ def distributed(
     with open_store(database) as store:
         hashes = {doc.content_hash for doc in store.iter_documents()}
         states = {s.url: s.status for s in store.iter_urls()}
-    return CrawlRun(requests, hashes, states, elapsed)
+        stories = read_stories(store)
+    return CrawlRun(requests, hashes, states, elapsed, stories)
 
 
 def _flower_status(cluster: Cluster, path: str, *, auth: bool = False) -> int:
@@ -233,7 +245,16 @@ def test_workers_store_the_same_documents_as_the_embedded_crawl(
     embedded: CrawlRun, distributed: CrawlRun, site: RunningSite
 ) -> None:
     assert embedded.hashes, "the embedded crawl stored nothing"
-    assert distributed.hashes == embedded.hashes
+    # The same stories with the same copies; the workers shared one index (PostgreSQL), so a
+    # repost fetched by one worker is linked to the story another worker stored.
+    assert distributed.stories == embedded.stories
+    assert len(distributed.hashes) == len(embedded.hashes) == len(embedded.stories)
+    assert any(len(group) > 2 for group in distributed.stories), "the sample web's reposts must be linked"
+
+    def copies(run: CrawlRun) -> int:
+        return sum(1 for status in run.states.values() if status == UrlStatus.DUPLICATE)
+
+    assert copies(distributed) == copies(embedded) == sum(len(group) - 1 for group in embedded.stories)
     # Every URL ended in a final state, none waits or failed for a transient reason.
     leftovers = {
         u: s for u, s in distributed.states.items() if s in (UrlStatus.QUEUED, UrlStatus.FAILED_TRANSIENT)

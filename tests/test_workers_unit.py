@@ -27,7 +27,6 @@ from crawler.sources import Source
 from crawler.visit import (
     RetryPolicy,
     already_done,
-    duplicate_of_other,
     failure_state,
     host_delay,
     retry_delay,
@@ -142,12 +141,6 @@ def test_already_done() -> None:
     assert already_done(fetched, since=at.timestamp() - 1)
     assert not already_done(fetched, since=at.timestamp() + 1)
     assert not already_done(UrlState("u", "s", UrlStatus.FETCHED), since=at.timestamp())
-
-
-def test_a_document_stored_by_the_same_url_is_not_a_duplicate() -> None:
-    assert not duplicate_of_other("http://a/1", True, None)
-    assert not duplicate_of_other("http://a/1", False, "http://a/1")
-    assert duplicate_of_other("http://a/1", False, "http://a/2")
 
 
 # -- countdowns and the visibility timeout --------------------------------------------------------

@@ -46,6 +46,7 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery.utils.log import get_task_logger
 
+from crawler.dedup import Fingerprint
 from crawler.errors import DisallowedByRobots, FetchError, InvalidURL, TransientFetchError
 from crawler.fetch import Fetcher, FetchLimits, FetchResult, make_client
 from crawler.links import PageKind, Scope
@@ -56,7 +57,6 @@ from crawler.urls import canonicalize, host_of
 from crawler.visit import (
     RetryPolicy,
     already_done,
-    duplicate_of_other,
     failure_state,
     fetched_state,
     host_concurrency,
@@ -445,11 +445,16 @@ def _handle_page(
         url, source.id, depth, result, outcome, attempts=attempts, fetched_at=job.fetched_at
     )
     if outcome.document is not None:
-        inserted = store.add_documents([outcome.document])[0]
-        if not inserted:
-            existing = store.get_document(outcome.document.content_hash)
-            if duplicate_of_other(url, inserted, existing.url if existing else None):
-                page_state.status = UrlStatus.DUPLICATE
+        # One story, one document: the store decides exact and near copies against every
+        # earlier document (the LSH index is in PostgreSQL, shared by all workers).
+        fingerprint = outcome.fingerprint or Fingerprint.of(outcome.document.text)
+        story = store.add_stories(
+            [(outcome.document, fingerprint)],
+            threshold=rt.settings.near_dup_threshold,
+            keep_text=rt.settings.keep_duplicate_text,
+        )[0]
+        if story.status == "copy":
+            page_state.status = UrlStatus.DUPLICATE
     store.record_url(page_state)
     return Result(page_state.status.value, queued=queued)
 
