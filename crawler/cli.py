@@ -304,6 +304,53 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+FAILED_STATUSES = ("failed_transient", "failed_permanent", "disallowed")
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    """Failed URLs grouped by reason (most frequent first), each with up to --limit URLs."""
+    from storage import UrlStatus
+
+    by_reason: dict[str, list[Any]] = {}
+    with _open_store(args) as store:
+        for status in FAILED_STATUSES:
+            for state in store.iter_urls(status=UrlStatus(status), source=args.source):
+                reason = state.error_reason or status
+                if args.reason is None or reason == args.reason:
+                    by_reason.setdefault(reason, []).append(state)
+    ordered = sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    if args.json:
+        out = {
+            reason: [
+                {
+                    "url": s.url,
+                    "status": str(s.status),
+                    "http_status": s.http_status,
+                    "message": s.error_message,
+                }
+                for s in states
+            ]
+            for reason, states in ordered
+        }
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    console = Console()
+    if not ordered:
+        console.print("no failed URLs")
+    for reason, states in ordered:
+        kind = (
+            "transient, retried by the next scheduled run"
+            if states[0].status == "failed_transient"
+            else str(states[0].status)
+        )
+        console.print(f"[bold]{reason}[/bold]: {len(states)} URL(s) ({kind})", highlight=False)
+        for state in states[: args.limit]:
+            console.print(f"  {state.url}  {state.error_message or ''}", highlight=False, soft_wrap=True)
+        if len(states) > args.limit:
+            console.print(f"  ... and {len(states) - args.limit} more (--limit, --json)")
+    return EXIT_OK
+
+
 def cmd_sources(args: argparse.Namespace) -> int:
     from seeds import seeds_dir, sources_report
 
@@ -399,6 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--json", action="store_true", help="machine-readable output")
     _add_db(duplicates)
     duplicates.set_defaults(func=cmd_duplicates)
+
+    errors = sub.add_parser("errors", help="failed URLs grouped by reason")
+    errors.add_argument("--reason", help="only this reason (e.g. http_404, timeout, robots)")
+    errors.add_argument("--source", help="only this source's URLs")
+    errors.add_argument("--limit", type=int, default=10, help="URLs shown per reason (default 10)")
+    errors.add_argument("--json", action="store_true", help="every failed URL, machine-readable")
+    _add_db(errors)
+    errors.set_defaults(func=cmd_errors)
 
     sources = sub.add_parser("sources", help="list and validate the source definitions")
     sources.set_defaults(func=cmd_sources)

@@ -160,7 +160,9 @@ class EmbeddedCrawl:
         self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
         self._delay_set: set[str] = set()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._budget_left = options.max_pages
+        self._budget_left = options.max_pages  # the whole crawl's budget (--max-pages)
+        # Each source's own page budget (``max_pages`` in its file).
+        self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
 
     @property
     def queue_size(self) -> int:
@@ -246,12 +248,18 @@ class EmbeddedCrawl:
     async def _visit(self, item: _Item) -> None:
         url, source_id, depth = item.url, item.source_id, item.depth
         source = self.sources[source_id]
+        source_left = self._source_budget[source_id]
+        if (self._budget_left is not None and self._budget_left <= 0) or (
+            source_left is not None and source_left <= 0
+        ):
+            # Over a page budget: kept as queued so that a later crawl can resume it.
+            self._record(UrlState(url, source_id, UrlStatus.QUEUED, depth))
+            self.stats.skipped["page_budget"] += 1
+            return
         if self._budget_left is not None:
-            if self._budget_left <= 0:
-                # Over the page budget: kept as queued so that a later crawl can resume it.
-                self._record(UrlState(url, source_id, UrlStatus.QUEUED, depth))
-                return
             self._budget_left -= 1
+        if source_left is not None:
+            self._source_budget[source_id] = source_left - 1
         scope = self.scopes[source_id]
         host = host_of(url)
         try:

@@ -41,7 +41,7 @@ def site() -> Iterator[RunningSite]:
 
 def test_help_documents_every_command() -> None:
     out = crawler("--help").stdout
-    for command in ("crawl", "demo", "extract", "export", "stats", "sources"):
+    for command in ("crawl", "demo", "extract", "export", "stats", "errors", "sources", "duplicates"):
         assert command in out
 
 
@@ -133,3 +133,30 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one() -> None:
     assert commands == ["make demo", "make test"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "\nmake test\n" in ci
+
+
+def test_errors_lists_failures_by_reason(site: RunningSite, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    crawler(
+        "crawl",
+        site.url("most", "/"),
+        site.url("sckjt", "/"),
+        "--allow-private-networks",
+        "--delay",
+        "0",
+        "--db",
+        db,
+    )
+    report = json.loads(crawler("errors", "--json", "--db", db).stdout)
+    broken = {
+        u for u in site.broken_urls() if u.startswith((site.base_urls["most"], site.base_urls["sckjt"]))
+    }
+    disallowed = {
+        u for u in site.disallowed_urls() if u.startswith((site.base_urls["most"], site.base_urls["sckjt"]))
+    }
+    assert broken and disallowed
+    assert {e["url"] for e in report["http_404"]} == broken
+    assert {e["url"] for e in report["robots"]} == disallowed
+    text = crawler("errors", "--reason", "robots", "--limit", "1", "--db", db).stdout
+    assert text.startswith(f"robots: {len(disallowed)} URL(s)")
+    assert "http_404" not in text
