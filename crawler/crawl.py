@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 _WRITE_BATCH = 200
 _WRITE_INTERVAL = 0.5
+_EXTRACT_GRACE = 10.0
 
 
 class DocumentStore(Protocol):
@@ -284,6 +285,7 @@ class EmbeddedCrawl:
             depth=depth,
             max_depth=scope.max_depth,
             max_url_length=self.options.limits.max_url_length,
+            time_limit=self.options.extract_timeout,
         )
         outcome = await self._process(job)
         for link in outcome.links:
@@ -309,7 +311,9 @@ class EmbeddedCrawl:
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(self._pool, process_page, job)
-            return await asyncio.wait_for(future, self.options.extract_timeout)
+            # The worker bounds its own time (PageJob.time_limit); this is the backstop for a
+            # page stuck where the timer cannot interrupt it (inside a single C call).
+            return await asyncio.wait_for(future, self.options.extract_timeout + _EXTRACT_GRACE)
         except TimeoutError:
             return PageOutcome(
                 error_reason="extract_timeout",

@@ -19,7 +19,8 @@ The tree::
     │       └── BodyTooLarge          body (after decompression) exceeds the cap
     └── ExtractionError               a fetched page gave no usable document
         ├── EmptyExtraction           no body text found
-        └── GarbledText               the text still looks like mojibake after decoding
+        ├── GarbledText               the text still looks like mojibake after decoding
+        └── ExtractionTimeout         extraction ran past its time limit (a pathological page)
 
 Each error has a short machine-readable ``reason`` (stored in the URL table and shown by the
 CLI, e.g. ``http_404``, ``robots``, ``too_large``) and a human message.
@@ -130,3 +131,7 @@ class EmptyExtraction(ExtractionError):
 
 class GarbledText(ExtractionError):
     reason = "garbled"
+
+
+class ExtractionTimeout(ExtractionError):
+    reason = "extract_timeout"

@@ -10,6 +10,10 @@ crawl goes on.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -17,7 +21,7 @@ from crawler.decode import decode_html
 from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
 from crawler.document import Document, utcnow
-from crawler.errors import EmptyExtraction, ExtractionError, InvalidURL
+from crawler.errors import EmptyExtraction, ExtractionError, ExtractionTimeout, InvalidURL
 from crawler.extract import Extraction, extract
 from crawler.links import PageKind, extract_links
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
@@ -40,6 +44,7 @@ class PageJob:
     fetched_at: datetime = field(default_factory=utcnow)
     follow_links: bool = True
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
+    time_limit: float | None = None  # seconds; None: no bound inside the worker
 
 
 @dataclass(slots=True)
@@ -54,10 +59,50 @@ class PageOutcome:
     fingerprint: Fingerprint | None = None
 
 
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise ExtractionTimeout in this process after ``seconds`` of work.
+
+    A pathological page (deeply nested tables, huge link farms) can keep lxml and trafilatura
+    busy for minutes; the caller giving up waiting is not enough, the worker would stay busy.
+    An interval timer interrupts the work itself. Only in a main thread on POSIX (signals are
+    delivered there); elsewhere the caller's own timeout is the bound.
+    """
+    if (
+        not seconds
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise ExtractionTimeout(f"extraction took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def process_page(job: PageJob) -> PageOutcome:
+    """Decode, find links, extract and fingerprint one page, within ``job.time_limit``."""
+    try:
+        with time_limit(job.time_limit):
+            return _process_page(job)
+    except ExtractionTimeout as exc:
+        return PageOutcome(error_reason=exc.reason, error_message=str(exc))
+
+
+def _process_page(job: PageJob) -> PageOutcome:
     outcome = PageOutcome()
     try:
         decoded = decode_html(job.body, job.http_charset, job.encoding_hint)
+    except ExtractionTimeout:
+        raise  # the page's time is up: handled by process_page, not swallowed as a crash
     except Exception as exc:  # decode_html must not raise; a bug here must not kill the crawl
         log.exception("decoding %s failed", job.final_url)
         outcome.error_reason, outcome.error_message = "decode_crash", f"{type(exc).__name__}: {exc}"
@@ -67,6 +112,8 @@ def process_page(job: PageJob) -> PageOutcome:
     if job.follow_links:
         try:
             outcome.links = extract_links(decoded.text, job.final_url, max_url_length=job.max_url_length)
+        except ExtractionTimeout:
+            raise
         except Exception as exc:  # selectolax on a hostile page: keep going without links
             log.warning("link extraction failed on %s: %s", job.final_url, exc)
 

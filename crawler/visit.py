@@ -125,6 +125,7 @@ def page_job(
     max_depth: int,
     max_url_length: int = DEFAULT_MAX_URL_LENGTH,
     fetched_at: datetime | None = None,
+    time_limit: float | None = None,
 ) -> PageJob:
     """What the extraction stage gets for a fetched page. Links are only wanted when following
     them could still stay within the depth limit."""
@@ -139,6 +140,7 @@ def page_job(
         fetched_at=fetched_at or utcnow(),
         follow_links=depth < max_depth,
         max_url_length=max_url_length,
+        time_limit=time_limit,
     )
 
 

@@ -232,3 +232,43 @@ def test_extract_survives_tag_soup(html: str) -> None:
         extract(html, "http://example.cn/a.html")
     except ExtractionError:
         pass
+
+
+def test_a_page_that_runs_past_its_time_limit_is_recorded_and_the_worker_lives_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    import crawler.pipeline as pipeline
+    from crawler.links import PageKind
+
+    def pathological(html: str, url: str | None = None) -> object:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # stands in for lxml/trafilatura stuck on a page
+            pass
+        raise AssertionError("the time limit did not interrupt extraction")
+
+    monkeypatch.setattr(pipeline, "extract", pathological)
+    job = pipeline.PageJob(
+        url="http://a.test/x",
+        final_url="http://a.test/x",
+        body=b"<p>x</p>",
+        kind=PageKind.ARTICLE,
+        time_limit=0.3,
+    )
+    started = time.monotonic()
+    outcome = pipeline.process_page(job)
+    assert time.monotonic() - started < 5
+    assert (outcome.error_reason, outcome.document) == ("extract_timeout", None)
+    # The same process goes on to the next page normally, with no timer left behind.
+    monkeypatch.undo()
+    ok = pipeline.process_page(
+        pipeline.PageJob(
+            url="http://a.test/y",
+            final_url="http://a.test/y",
+            body=b"<html><body><p>" + "科技部".encode() * 60 + b"</p></body></html>",
+            kind=PageKind.ARTICLE,
+            time_limit=5,
+        )
+    )
+    assert ok.error_reason is None and ok.document is not None

@@ -438,6 +438,7 @@ def _handle_page(
         depth=depth,
         max_depth=scope.max_depth,
         max_url_length=rt.limits.max_url_length,
+        time_limit=rt.settings.extract_timeout,
     )
     outcome = process_page(job)
     queued = _queue_links(rt, visit, source, scope, outcome.links, redelivered=redelivered)
