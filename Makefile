@@ -32,6 +32,11 @@ typecheck: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python -m crawler.evaluate --check
 
+## bench: crawl throughput vs the extraction limit and a Scrapy peer (quiet machine; not part of `make test`)
+bench: $(STAMP)
+	bash .ci/services
+	$(BIN)/pip install -q -e ".[bench]" && $(BIN)/python -m bench $(BENCH_ARGS)
+
 ## services: start Redis and PostgreSQL on 127.0.0.1 if they are down
 services:
 	bash .ci/services

@@ -1,0 +1,50 @@
+"""The bench harness (``make bench``) runs end to end on a tiny web, so that it cannot rot unnoticed.
+
+Not a measurement: ~36 article pages, one round, only the runs that need no extra packages or
+services (the extraction limit and the embedded crawl). Checks the JSON it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crawler.samplesite import build_site
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_bench_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [sys.executable, "-m", "bench", "--pages", "30", "--rounds", "1", "--only", "limit,embedded"]
+    argv += ["--json", str(out), "--timeout", "45"]
+    run = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=55)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text(encoding="utf-8"))
+
+    meta = report["meta"]
+    assert meta["articles"] >= 30
+    assert 20_000 < meta["article_bytes"]["median"] < 40_000  # pages weigh what real portals do
+    summary = report["summary"]
+    assert summary["limit"]["ok"] and summary["embedded"]["ok"], summary
+    limit, embedded = summary["limit"], summary["embedded"]
+    assert limit["articles"] == meta["articles"]
+    # The crawl reached every reachable article and stored documents for them: one document per
+    # story (reposts on other portals are recorded as copies, see crawler/dedup.py).
+    assert embedded["articles"] >= meta["reachable_articles"]
+    web = build_site()  # the web of --pages 30 (checked by its reachable count)
+    assert len(web.reachable_articles()) == meta["reachable_articles"]
+    stories = {web.articles[key].article_id for key in web.reachable_articles()}
+    assert embedded["documents"] >= 0.8 * len(stories)
+    assert embedded["pages_per_s"] > 0 and embedded["cpu_per_page"] > 0
+    assert 0 < embedded["peak_mb"] < 1000
+    assert {"crawl main", "pool worker"} <= set(embedded["peak_mb_by_role"])
+    assert {t["target"] for t in report["targets"]} >= {"embedded >= 0.6x two-core extraction limit"}
+    assert sorted(r["name"] for r in report["runs"]) == ["embedded", "limit"]
+    assert "embedded >= 0.6x two-core extraction limit" in run.stdout  # the PASS/FAIL lines
