@@ -7,26 +7,19 @@ unreachable server fails the tests (with instructions) instead of skipping them.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from storage import Store, open_store
 from storage.models import mask_password
+from tests.pg import libpq_url, temporary_schema
 
 #: Environment variable naming the PostgreSQL server (and database) tests may use.
 PG_URL_ENV = "CRAWLER_TEST_POSTGRES_URL"
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _libpq_url(url: str) -> str:
-    """psycopg takes postgresql:// URIs, not SQLAlchemy's postgresql+driver:// form."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +31,7 @@ def pg_server_url() -> str:
     url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
     problem = None
     try:
-        psycopg.connect(_libpq_url(url), connect_timeout=5).close()
+        psycopg.connect(libpq_url(url), connect_timeout=5).close()
     except psycopg.Error as exc:
         problem = f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
     if problem is not None:  # failed outside the except block: no chained traceback noise
@@ -67,18 +60,8 @@ def pg_url(pg_server_url: str) -> Iterator[str]:
     The URL selects it through libpq's ``options=-csearch_path=...``, so it works unchanged in
     subprocesses. A schema is much cheaper than a database (no template copy).
     """
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = _libpq_url(pg_server_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    separator = "&" if "?" in pg_server_url else "?"
-    try:
-        yield f"{pg_server_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            # Fails loudly instead of hanging if a test leaked a connection holding locks.
-            conn.execute("SET lock_timeout = '10s'")
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    with temporary_schema(pg_server_url) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -92,6 +75,7 @@ def store(store_url: str) -> Iterator[Store]:
     """An open store on each backend, closed afterwards."""
     with open_store(store_url) as opened:
         yield opened
+
 
 # Local servers for the fetcher tests (127.0.0.1 only).
 from tests.fixtures_net import slow_server, unused_port_server  # noqa: E402, F401

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from crawler.samplesite import RunningSite, build_site, fail_then, html, serve_site, server_error
 from crawler.samplesite.server import LoggedRequest, too_many_requests
@@ -41,6 +39,7 @@ from tests.cluster import (
     wait_for,
     write_seeds,
 )
+from tests.pg import temporary_schema
 from workers.state import CrawlState
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -124,17 +123,8 @@ def probe(site: RunningSite) -> Source:
 @pytest.fixture(scope="module")
 def database(pg_server_url: str) -> Iterator[str]:
     """A fresh PostgreSQL schema for the module (conftest's ``pg_url`` is per test)."""
-    schema = f"test_cluster_{uuid.uuid4().hex[:12]}"
-    admin = pg_server_url.replace("+psycopg", "")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    separator = "&" if "?" in pg_server_url else "?"
-    try:
-        yield f"{pg_server_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute("SET lock_timeout = '10s'")
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    with temporary_schema(pg_server_url, "test_cluster") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
