@@ -222,6 +222,7 @@ def bench_source(info: dict[str, Any]) -> dict[str, Any]:
         per_host_concurrency=PER_HOST_CONCURRENCY,
     )
     data.pop("schedule", None)
+    data.pop("revisit", None)  # the defaults; every round crawls into a fresh store anyway
     return data
 
 

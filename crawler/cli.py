@@ -107,8 +107,14 @@ def summary_table(stats: Any) -> Table:
     table.add_row("pages fetched", str(stats.pages_fetched))
     table.add_row("documents stored", str(stats.documents_stored))
     table.add_row("duplicates", str(stats.duplicates))
+    if stats.versions:
+        table.add_row("changed articles (new versions)", str(stats.versions))
+    if stats.not_modified:
+        table.add_row("not modified (304)", str(stats.not_modified))
     if stats.unchanged:
         table.add_row("unchanged since last crawl", str(stats.unchanged))
+    if stats.resumed:
+        table.add_row("known URLs due again", str(stats.resumed))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -134,6 +140,8 @@ def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: C
         concurrency=args.concurrency,
         allow_private_networks=True if args.allow_private_networks else None,
         per_host_delay=args.delay,
+        revisit_all=True if getattr(args, "revisit_all", False) else None,
+        retry_failed=True if getattr(args, "retry_failed", False) else None,
     )
     with _open_store(args) as store:
         crawl = EmbeddedCrawl(sources, store, options)
@@ -218,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _open_store(args) as store:
         stream: IO[str]
         with open(args.output, "w", encoding="utf-8") if args.output else _stdout() as stream:
-            for doc in store.iter_documents(source=args.source):
+            for doc in store.iter_documents(source=args.source, latest_only=not args.all_versions):
                 stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
                 count += 1
             if args.with_copies:
@@ -409,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow loopback/private addresses (local sites and tests)",
     )
+    crawl.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="visit again the URLs whose last visit failed transiently (see `crawler errors`)",
+    )
+    crawl.add_argument(
+        "--revisit-all",
+        action="store_true",
+        help="visit every known URL now (conditionally), whatever its next-visit time",
+    )
     _add_db(crawl)
     crawl.set_defaults(func=cmd_crawl)
 
@@ -418,7 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int)
     demo.add_argument("--delay", type=float)
     _add_db(demo)
-    demo.set_defaults(func=cmd_demo, allow_private_networks=True)
+    # A second demo re-reads every page: it shows the conditional requests (304s) at work.
+    demo.set_defaults(func=cmd_demo, allow_private_networks=True, revisit_all=True)
 
     extract = sub.add_parser("extract", help="extract documents from saved HTML files (prints JSONL)")
     extract.add_argument("files", nargs="+", metavar="FILE")
@@ -432,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-copies",
         action="store_true",
         help="also write the recorded copies of stories (lines with duplicate_of set)",
+    )
+    export.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="also write the earlier versions of articles that changed (default: the latest only)",
     )
     _add_db(export)
     export.set_defaults(func=cmd_export)

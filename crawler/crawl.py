@@ -11,6 +11,12 @@ worker processes (:func:`crawler.pipeline.process_page`), so every core extracts
 claimed once (``seen``) before it is queued or followed as a redirect target, so no page is
 fetched twice in one crawl. Every URL taken from the frontier ends recorded in the store with a
 status and, for failures, a reason.
+
+A crawl continues the store's earlier crawls of its sources (:mod:`crawler.recrawl`): it starts
+from the start URLs and every known URL whose next visit has come (and those a page budget
+left queued; with ``retry_failed``, those that failed transiently), skips known URLs that are
+not due, and re-visits with conditional requests: a 304 stores nothing, a changed article is
+stored as its next version.
 """
 
 from __future__ import annotations
@@ -23,18 +29,19 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from crawler.dedup import DEFAULT_PARAMS, Fingerprint
-from crawler.document import Document
-from crawler.errors import FetchError, InvalidURL
+from crawler.document import Document, utcnow
+from crawler.errors import FetchError, HTTPStatusError, InvalidURL
 from crawler.fetch import Fetcher, FetchLimits, make_client
-from crawler.links import Scope
+from crawler.links import PageKind, Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.politeness import HostThrottle
+from crawler.recrawl import conditional_headers, is_due, not_modified_state, schedule_visit
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
@@ -68,6 +75,8 @@ class DocumentStore(Protocol):
 
     def record_urls(self, states: Sequence[UrlState]) -> None: ...
 
+    def iter_urls(self, *, source: str | None = None) -> Iterator[UrlState]: ...
+
 
 @dataclass(slots=True)
 class CrawlOptions:
@@ -81,6 +90,8 @@ class CrawlOptions:
     extract_timeout: float = 30.0
     near_dup_threshold: float = DEFAULT_PARAMS.threshold
     keep_duplicate_text: bool = False
+    revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
+    retry_failed: bool = False  # visit again the URLs whose last visit failed transiently
     limits: FetchLimits = field(default_factory=lambda: FetchLimits(user_agent="policy-crawler/0.1"))
 
     @classmethod
@@ -106,6 +117,9 @@ class CrawlStats:
     documents_stored: int = 0
     duplicates: int = 0  # pages recorded as copies of a stored story (exact or near)
     unchanged: int = 0  # re-crawled pages whose text this URL had already stored
+    versions: int = 0  # re-crawled articles that changed: stored as a new version
+    not_modified: int = 0  # re-visits answered 304
+    resumed: int = 0  # known URLs queued at the start (due, left queued, or retried)
     redirects_skipped: int = 0
     bytes_fetched: int = 0
     errors: Counter[str] = field(default_factory=Counter)
@@ -155,6 +169,9 @@ class EmbeddedCrawl:
         self.options = options
         self.stats = CrawlStats()
         self.seen: set[str] = set()
+        #: What earlier crawls recorded about the sources' URLs (loaded when the run starts).
+        self.known: dict[str, UrlState] = {}
+        self._now = utcnow()
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._writes: asyncio.Queue[tuple[UrlState, PageOutcome | None] | None] = asyncio.Queue()
@@ -178,14 +195,53 @@ class EmbeddedCrawl:
         self.seen.add(url)
         return True
 
-    def _offer(self, url: str, source_id: str, depth: int) -> None:
+    def _offer(self, url: str, source_id: str, depth: int) -> bool:
+        if url in self.seen:
+            return False  # queued or judged before: skip the scope check
         verdict = self.scopes[source_id].judge(url, depth)
         if not verdict.follow:
             self.stats.skipped[verdict.reason or "skipped"] += 1
-            return
+            return False
+        known = self.known.get(url)
+        if known is not None and not self.options.revisit_all and not is_due(known, self._now):
+            self.seen.add(url)  # visited by an earlier crawl, and its next visit has not come
+            self.stats.skipped["not_due"] += 1
+            return False
         if self._claim(url):
             self._queue.put_nowait(_Item(depth, next(self._seq), url, source_id))
             self.stats.queued += 1
+            return True
+        return False
+
+    def _load_known(self) -> None:
+        """Read what earlier crawls recorded about the sources' URLs, and queue the ones due."""
+        self._now = utcnow()
+        for source_id in self.sources:
+            for state in self.store.iter_urls(source=source_id):
+                self.known[state.url] = state
+        for state in sorted(self.known.values(), key=lambda s: (s.depth, s.url)):
+            if state.source not in self.sources:
+                continue
+            due = self.options.revisit_all or is_due(
+                state, self._now, retry_failed=self.options.retry_failed
+            )
+            if due and state.status != UrlStatus.FAILED_PERMANENT and self._offer_known(state):
+                self.stats.resumed += 1
+
+    def _offer_known(self, state: UrlState) -> bool:
+        assert state.source is not None
+        if state.status == UrlStatus.FAILED_TRANSIENT and not self.options.retry_failed:
+            return False
+        if state.status in (UrlStatus.DISALLOWED, UrlStatus.OUT_OF_SCOPE):
+            return False
+        verdict = self.scopes[state.source].judge(state.url, state.depth)
+        if not verdict.follow:
+            return False
+        if self._claim(state.url):
+            self._queue.put_nowait(_Item(state.depth, next(self._seq), state.url, state.source))
+            self.stats.queued += 1
+            return True
+        return False
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -201,6 +257,7 @@ class EmbeddedCrawl:
             self._fetcher = Fetcher(
                 client, limits, robots=self._robots, block_private=not self.options.allow_private_networks
             )
+            self._load_known()
             for source in self.sources.values():
                 for url in source.start_urls:
                     try:
@@ -263,24 +320,47 @@ class EmbeddedCrawl:
             self._source_budget[source_id] = source_left - 1
         scope = self.scopes[source_id]
         host = host_of(url)
+        previous = self.known.get(url)
         try:
             await self._robots(url)
             await self._configure_host(host, url, source)
             async with self._throttle.slot(host):
-                result = await self._fetcher.fetch(url, claim=self._claim)
+                result = await self._fetcher.fetch(
+                    url, headers=conditional_headers(previous), claim=self._claim
+                )
+            if result.not_modified and previous is None:
+                raise HTTPStatusError("HTTP 304 to a request that was not conditional", url=url, status=304)
         except FetchError as exc:
             self._record_failure(url, source_id, depth, exc)
             return
+        kind = scope.judge(url, depth).kind
+        policy = source.revisit.policy()
+        is_list = kind is PageKind.LIST
+        now = utcnow()
+        if result.not_modified:
+            assert previous is not None
+            self.stats.not_modified += 1
+            state = not_modified_state(
+                previous,
+                source=source_id,
+                depth=depth,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                now=now,
+            )
+            self._record(schedule_visit(state, previous, is_list=is_list, policy=policy, now=now))
+            return
         if result.is_redirect:
             self.stats.redirects_skipped += 1
-            self._record(redirect_state(url, source_id, depth, result))
+            state = redirect_state(url, source_id, depth, result, now=now)
+            self._record(schedule_visit(state, previous, is_list=is_list, policy=policy, now=now))
             return
         self.stats.pages_fetched += 1
         self.stats.bytes_fetched += len(result.body)
         job = page_job(
             url,
             result,
-            kind=scope.judge(url, depth).kind,
+            kind=kind,
             source=source,
             depth=depth,
             max_depth=scope.max_depth,
@@ -293,6 +373,7 @@ class EmbeddedCrawl:
         if outcome.error_reason:
             self.stats.errors[outcome.error_reason] += 1
         state = fetched_state(url, source_id, depth, result, outcome, fetched_at=job.fetched_at)
+        schedule_visit(state, previous, is_list=is_list, policy=policy, now=job.fetched_at)
         await self._writes.put((state, outcome if outcome.document is not None else None))
 
     async def _configure_host(self, host: str, url: str, source: Source) -> None:
@@ -360,12 +441,13 @@ class EmbeddedCrawl:
                         break
                     batch.append(item)
             if batch:
-                stored, duplicates, unchanged = await asyncio.to_thread(self._flush, batch)
+                stored, versions, duplicates, unchanged = await asyncio.to_thread(self._flush, batch)
                 self.stats.documents_stored += stored
+                self.stats.versions += versions
                 self.stats.duplicates += duplicates
                 self.stats.unchanged += unchanged
 
-    def _flush(self, batch: list[tuple[UrlState, PageOutcome | None]]) -> tuple[int, int, int]:
+    def _flush(self, batch: list[tuple[UrlState, PageOutcome | None]]) -> tuple[int, int, int, int]:
         """Store a batch: new stories, copies of earlier ones (URL state ``duplicate``), re-crawls."""
         items = [
             (outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
@@ -381,17 +463,19 @@ class EmbeddedCrawl:
             if items
             else []
         )
-        stored = duplicates = unchanged = 0
+        stored = versions = duplicates = unchanged = 0
         for state, outcome in batch:
             if outcome is None or outcome.document is None:
                 continue
             result = next(results)
             if result.status == "stored":
                 stored += 1
+            elif result.status == "version":
+                versions += 1
             elif result.status == "copy":
                 duplicates += 1
                 state.status = UrlStatus.DUPLICATE
             else:
                 unchanged += 1  # this URL stored this very text before: a re-crawl, not a copy
         self.store.record_urls([state for state, _ in batch])
-        return stored, duplicates, unchanged
+        return stored, versions, duplicates, unchanged

@@ -21,6 +21,8 @@ EXPORT_KEYS: tuple[str, ...] = (
     "fetched_at",
     "lang",
     "duplicate_of",
+    "version",
+    "previous_version",
 )
 
 
@@ -51,6 +53,10 @@ class Document:
     fetched_at: datetime = field(default_factory=utcnow)
     lang: str | None = None
     duplicate_of: str | None = None
+    #: 1 for the first text stored for ``url``; a re-crawl that finds the article changed stores
+    #: the new text as the next version, ``previous_version`` naming the earlier one's hash.
+    version: int = 1
+    previous_version: str | None = None
 
     def to_export(self) -> dict[str, Any]:
         """The JSONL export form: exactly :data:`EXPORT_KEYS`, JSON-safe values."""

@@ -13,6 +13,12 @@ A source file is TOML (one source per file, the file stem equals its ``id``)::
     schedule = "0 */6 * * *"
     encoding = "utf-8"
 
+    [revisit]            # optional: when pages are read again (see crawler.recrawl)
+    list_pages = "1h"    # first interval of list and start pages
+    articles = "7d"      # first interval of articles
+    min = "10m"          # adaptation keeps every interval within [min, max]
+    max = "90d"
+
 A malformed file raises :class:`~crawler.errors.ConfigError` naming the file, the field and the
 problem; the other files still load (see :func:`load_sources_report`).
 """
@@ -29,6 +35,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crawler.errors import ConfigError
+from crawler.recrawl import DEFAULT_POLICY, RevisitPolicy, parse_duration
 
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
@@ -77,6 +84,31 @@ def _compile(pattern: str) -> re.Pattern[str]:
 Pattern = Annotated[str, Field(min_length=1)]
 
 
+class Revisit(BaseModel):
+    """A source's ``[revisit]`` table: durations as ``"90s"``, ``"15m"``, ``"6h"``, ``"7d"`` or
+    seconds. Defaults: list pages hourly, articles weekly, adapting within 10 minutes..90 days."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    list_pages: float = DEFAULT_POLICY.list_pages
+    articles: float = DEFAULT_POLICY.articles
+    min_interval: float = Field(DEFAULT_POLICY.min_interval, alias="min")
+    max_interval: float = Field(DEFAULT_POLICY.max_interval, alias="max")
+
+    @field_validator("list_pages", "articles", "min_interval", "max_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Revisit:
+        self.policy()  # raises ValueError with the reason when the bounds contradict each other
+        return self
+
+    def policy(self) -> RevisitPolicy:
+        return RevisitPolicy(self.list_pages, self.articles, self.min_interval, self.max_interval)
+
+
 class Source(BaseModel):
     """One crawl source. Immutable once loaded."""
 
@@ -97,6 +129,7 @@ class Source(BaseModel):
     encoding: str | None = None
     enabled: bool = True
     description: str | None = None
+    revisit: Revisit = Field(default_factory=Revisit)
 
     @field_validator("start_urls")
     @classmethod

@@ -21,6 +21,7 @@ from crawler.errors import DisallowedByRobots, FetchError, ServerError
 from crawler.fetch import FetchResult
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome
+from crawler.recrawl import links_digest
 from crawler.robots import ROBOTS_FAILURE_TTL
 from crawler.sources import Source
 from crawler.urls import DEFAULT_MAX_URL_LENGTH
@@ -155,9 +156,10 @@ def fetched_state(
     fetched_at: datetime | None = None,
 ) -> UrlState:
     """The record of a fetched page: FETCHED, or FAILED_PERMANENT when extraction rejected it
-    (the page will not get better by fetching it again). The caller turns it into DUPLICATE when
-    the store records the document as a copy of another page's story (``Store.add_stories``;
-    a text this same URL stored before is unchanged, not a copy)."""
+    (the page will not get better by fetching it again). ``content_hash`` is the document's key,
+    or for a page without a document the digest of its links (see ``links_digest``). The caller
+    turns it into DUPLICATE when the store records the document as a copy of another page's
+    story (``Store.add_stories``; a text this same URL stored before is unchanged, not a copy)."""
     state = UrlState(
         url,
         source_id,
@@ -176,6 +178,8 @@ def fetched_state(
         state.error_message = (outcome.error_message or "")[:MAX_ERROR_MESSAGE] or None
     if outcome.document is not None:
         state.content_hash = outcome.document.content_hash
+    elif not outcome.error_reason:
+        state.content_hash = links_digest(outcome.links)
     return state
 
 

@@ -34,7 +34,10 @@ class UrlState:
 
     ``error_reason`` is the machine-readable :attr:`crawler.errors.CrawlerError.reason`
     (``http_404``, ``robots``, ...); ``etag``/``last_modified`` are kept for conditional
-    re-fetches; ``attempts`` only ever grows (the store keeps the maximum it has seen).
+    re-fetches; ``attempts`` only ever grows (the store keeps the maximum it has seen);
+    ``next_visit_at``/``revisit_interval`` drive re-crawls (:mod:`crawler.recrawl`).
+    ``content_hash`` is the key of the text the page gave, or for a page without a document
+    (a list page) a ``links:`` digest of its links: what a re-visit compares to see a change.
     """
 
     url: str
@@ -50,6 +53,10 @@ class UrlState:
     etag: str | None = None
     last_modified: str | None = None
     attempts: int = 0
+    #: When a crawl should visit the URL again (None: not automatically); see crawler.recrawl.
+    next_visit_at: datetime | None = None
+    #: The current revisit interval in seconds, adapted to how often the page changes.
+    revisit_interval: float | None = None
 
 
 class StorageError(CrawlerError):

@@ -57,6 +57,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     literal,
     select,
     text,
@@ -97,7 +98,8 @@ __all__ = [
 
 #: Bumped by every schema migration; recorded in the ``schema_version`` table.
 #: 2: copies, near_dup_bands, document_signatures (new tables: created by create_all).
-SCHEMA_VERSION = 2
+#: 3: documents.version/previous_version, urls.next_visit_at/revisit_interval (added columns).
+SCHEMA_VERSION = 3
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -167,11 +169,15 @@ documents = Table(
     Column("fetched_at", UTCDateTime(), nullable=False),
     Column("lang", Text),
     Column("duplicate_of", Text),
+    # Versions of one URL's article: 1, 2, ...; previous_version is the earlier one's hash.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("previous_version", Text),
     UniqueConstraint("content_hash", name="uq_documents_content_hash"),
     CheckConstraint("content_hash <> ''", name="ck_documents_content_hash_nonempty"),
     # (source, id) serves both "WHERE source = ?" and "ORDER BY id" for one source.
     Index("ix_documents_source", "source", "id"),
     Index("ix_documents_url", "url"),
+    Index("ix_documents_previous_version", "previous_version"),
 )
 
 urls = Table(
@@ -190,8 +196,11 @@ urls = Table(
     Column("etag", Text),
     Column("last_modified", Text),
     Column("attempts", Integer, nullable=False),
+    Column("next_visit_at", UTCDateTime()),
+    Column("revisit_interval", Float),
     Index("ix_urls_status", "status"),
     Index("ix_urls_source", "source"),
+    Index("ix_urls_due", "source", "next_visit_at"),
 )
 
 # A later copy of a stored story: where it was republished. ``duplicate_of`` is the story's
@@ -246,21 +255,26 @@ schema_version = Table(
 )
 
 _DOC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Document))
-_COPY_FIELDS: tuple[str, ...] = tuple(name for name in _DOC_FIELDS if name != "text")
+# A copy is one page's record of another URL's story: it has no versions of its own.
+_COPY_FIELDS: tuple[str, ...] = tuple(
+    name for name in _DOC_FIELDS if name not in ("text", "version", "previous_version")
+)
 
 
 @dataclass(frozen=True, slots=True)
 class StoryOutcome:
     """What :meth:`Store.add_stories` did with one document.
 
-    ``status``: ``stored`` (a new story), ``copy`` (recorded as a copy of ``duplicate_of``, the
-    story's content_hash, with ``similarity``), or ``unchanged`` (this URL had stored this very
-    text before: a re-crawl, not a copy).
+    ``status``: ``stored`` (a new story), ``version`` (a new text for a URL that stored another
+    before: stored as the next version, ``previous_version`` naming the earlier one), ``copy``
+    (recorded as a copy of ``duplicate_of``, the story's content_hash, with ``similarity``), or
+    ``unchanged`` (this URL had stored this very text before: a re-crawl, not a copy).
     """
 
-    status: Literal["stored", "copy", "unchanged"]
+    status: Literal["stored", "version", "copy", "unchanged"]
     duplicate_of: str | None = None
     similarity: float = 1.0
+    previous_version: str | None = None
 
 
 _URL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UrlState))
@@ -351,6 +365,27 @@ def _create_engine(url: URL) -> Engine:
 
 
 # -- row conversion -------------------------------------------------------------------------------
+
+
+def _add_missing_columns(conn: Connection) -> None:
+    """Add the columns a newer schema gave to existing tables (ALTER TABLE ADD COLUMN).
+
+    Our migrations only ever add nullable or server-defaulted columns, so this one generic step
+    upgrades any older database; the tables themselves are created by ``create_all``.
+    """
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            ddl = f"{column.type.compile(conn.dialect)}"
+            if column.server_default is not None:
+                ddl += f" NOT NULL DEFAULT {column.server_default.arg.text}"  # type: ignore[attr-defined]
+            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _strip_nul(value: Any) -> Any:
@@ -520,6 +555,7 @@ class Store:
             if self.dialect == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_KEY)))
             metadata.create_all(conn, checkfirst=True)
+            _add_missing_columns(conn)
             current = conn.scalar(select(func.max(schema_version.c.version)))
             if current is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
@@ -532,6 +568,7 @@ class Store:
                 # 1 -> 2 only added tables, which create_all just made. Documents stored by
                 # version 1 keep their old content_hash and have no LSH bands: they are not
                 # found as stories of later copies until re-crawled (see the README).
+                # 2 -> 3 only added nullable or defaulted columns (_add_missing_columns).
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
         self._write("opening the store", create)
@@ -579,15 +616,25 @@ class Store:
         return None if row is None else _row_to_doc(row)
 
     def iter_documents(
-        self, *, source: str | None = None, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        *,
+        source: str | None = None,
+        latest_only: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> Generator[Document, None, None]:
         """Stream documents in insertion order without loading them all into memory.
 
+        ``latest_only`` leaves out versions a later version of the same article replaced.
         The iterator holds a database connection until exhausted; ``close()`` it to stop early.
         """
         stmt = select(documents).order_by(documents.c.id)
         if source is not None:
             stmt = stmt.where(documents.c.source == source)
+        if latest_only:
+            newer = documents.alias("newer")
+            stmt = stmt.where(
+                ~select(newer.c.id).where(newer.c.previous_version == documents.c.content_hash).exists()
+            )
         for row in self._stream("reading documents", stmt, batch_size):
             yield _row_to_doc(row)
 
@@ -659,6 +706,18 @@ class Store:
         best = self._best_candidate(conn, doc.url, fp, threshold)
         if best is not None:
             return self._record_copy(conn, row, best[0], best[1], keep_text)
+        # A new text for a URL that stored one before: the article changed. The new text is
+        # the next version; the earlier ones stay, and the export shows the latest.
+        latest = conn.execute(
+            select(documents.c.content_hash, documents.c.version)
+            .where(documents.c.url == doc.url)
+            .order_by(documents.c.version.desc(), documents.c.id.desc())
+            .limit(1)
+        ).first()
+        if latest is not None:
+            row.update(version=int(latest.version) + 1, previous_version=latest.content_hash)
+        else:
+            row.update(version=1, previous_version=None)
         doc_id = conn.execute(
             self._insert(documents)
             .on_conflict_do_nothing(index_elements=[documents.c.content_hash])
@@ -674,6 +733,10 @@ class Store:
         conn.execute(
             insert(document_signatures), {"document_id": doc_id, "signature": pack_signature(fp.signature)}
         )
+        # A page recorded as a copy before that now holds a story of its own is no longer a copy.
+        conn.execute(copies.delete().where(copies.c.url == doc.url))
+        if latest is not None:
+            return StoryOutcome("version", previous_version=latest.content_hash)
         return StoryOutcome("stored")
 
     def _best_candidate(
@@ -782,6 +845,34 @@ class Store:
         stmt = select(urls).where(urls.c.url == url)
         row = self._read("reading a URL", lambda conn: conn.execute(stmt).first())
         return None if row is None else _row_to_state(row)
+
+    def get_urls(self, wanted: Sequence[str]) -> dict[str, UrlState]:
+        """The stored states of those URLs in ``wanted`` that have one (a round trip per 500)."""
+        unique = sorted(set(wanted))
+
+        def work(conn: Connection) -> dict[str, UrlState]:
+            found: dict[str, UrlState] = {}
+            for start in range(0, len(unique), 500):
+                stmt = select(urls).where(urls.c.url.in_(unique[start : start + 500]))
+                found.update((row.url, _row_to_state(row)) for row in conn.execute(stmt))
+            return found
+
+        return self._read("reading URLs", work) if unique else {}
+
+    def iter_due_urls(
+        self, source: str, now: datetime, *, batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> Generator[UrlState, None, None]:
+        """Stream a source's URLs whose next visit has come (see :func:`crawler.recrawl.is_due`
+        for what a crawl re-visits), soonest first."""
+        stmt = (
+            select(urls)
+            .where(urls.c.source == source)
+            .where(urls.c.next_visit_at.is_not(None))
+            .where(urls.c.next_visit_at <= now)
+            .order_by(urls.c.next_visit_at, urls.c.url)
+        )
+        for row in self._stream("reading due URLs", stmt, batch_size):
+            yield _row_to_state(row)
 
     def iter_urls(
         self,

@@ -178,8 +178,12 @@ def free_port() -> int:
 def source_toml(source: Source) -> str:
     """A source file for ``source`` (TOML's basic strings accept JSON string escapes)."""
     lines = []
-    for key, value in source.model_dump(exclude_none=True).items():
-        lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    for key, value in source.model_dump(exclude_none=True, by_alias=True).items():
+        if isinstance(value, dict):  # a table, e.g. [revisit]: TOML's inline-table syntax
+            inner = ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
+            lines.append(f"{key} = {{ {inner} }}")
+        else:
+            lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
     return "\n".join(lines) + "\n"
 
 

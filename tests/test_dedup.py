@@ -160,8 +160,23 @@ def test_store_keeps_one_document_per_story_and_records_copies(store: Store) -> 
 def test_an_edited_page_is_a_new_version_not_a_copy_of_itself(store: Store) -> None:
     article = get_article(S004)
     store.add_stories([_doc("https://a/1", article.text)])
+    first = store.add_stories([_doc("https://a/1", article.text)])
     result = store.add_stories([_doc("https://a/1", with_added_paragraph(article).text)])[0]
-    assert result.status == "stored" and store.count_copies() == 0
+    assert result.status == "version" and store.count_copies() == 0
+    old, new = list(store.iter_documents())
+    assert (old.version, old.previous_version) == (1, None)
+    assert (new.version, new.previous_version) == (2, old.content_hash) == (2, result.previous_version)
+    # Both versions are kept; the export of the corpus shows the latest only.
+    assert [d.content_hash for d in store.iter_documents(latest_only=True)] == [new.content_hash]
+    assert first[0].status == "unchanged"  # the same text from the same URL again
+
+
+def test_a_copy_whose_page_changed_into_its_own_story_is_no_longer_a_copy(store: Store) -> None:
+    article, other = get_article(S004), ARTICLES[0] if ARTICLES[0].id != S004 else ARTICLES[1]
+    store.add_stories([_doc("https://a/1", article.text)])
+    assert store.add_stories([_doc("https://b/1", article.text)])[0].status == "copy"
+    assert store.add_stories([_doc("https://b/1", other.text)])[0].status == "stored"
+    assert store.count_copies() == 0 and store.count_documents() == 2
 
 
 @pytest.mark.services

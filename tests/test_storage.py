@@ -542,3 +542,35 @@ def test_a_version_1_database_gets_the_duplicate_tables(sqlite_url: str) -> None
         with store.engine.connect() as conn:
             versions = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
             assert versions.scalars().all() == [1, SCHEMA_VERSION]
+
+
+def test_a_version_2_database_gets_the_recrawl_columns(store_url: str) -> None:
+    """Schema 2 -> 3 only adds columns (versions of documents, next visits of URLs): an old
+    database, with its rows, is upgraded in place on both backends."""
+    from sqlalchemy import MetaData, Table
+
+    from storage.sql import metadata
+
+    added = {("documents", "version"), ("documents", "previous_version")}
+    added |= {("urls", "next_visit_at"), ("urls", "revisit_interval")}
+    with open_store(store_url) as store, store.engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(text(f"DROP TABLE {table.name}"))
+        old = MetaData()
+        for table in metadata.sorted_tables:
+            Table(table.name, old, *(c._copy() for c in table.columns if (table.name, c.name) not in added))
+        old.create_all(conn)
+        conn.execute(insert(schema_version).values(version=2, applied_at=datetime.now(UTC)))
+        row = {c.name: getattr(make_doc(1), c.name) for c in old.tables["documents"].columns if c.name != "id"}
+        conn.execute(insert(old.tables["documents"]).values(**row))
+    with open_store(store_url) as store:
+        (doc,) = store.iter_documents(latest_only=True)
+        assert (doc.version, doc.previous_version) == (1, None)
+        store.record_url(UrlState("https://a/1", None, UrlStatus.FETCHED, revisit_interval=60.0))
+        state = store.get_url("https://a/1")
+        assert state is not None and state.revisit_interval == 60.0
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
+            assert versions.scalars().all() == [2, SCHEMA_VERSION]
+            columns = {(t, c["name"]) for t in ("documents", "urls") for c in inspect(conn).get_columns(t)}
+            assert added <= columns

@@ -429,8 +429,11 @@ def test_adhoc_urls_reach_the_workers_and_transient_failures_retry(
     assert busy is not None and (busy.status, busy.attempts) == (UrlStatus.FETCHED, 2)
     assert boom is not None and boom.status == UrlStatus.FAILED_TRANSIENT
     assert (boom.error_reason, boom.attempts) == ("http_503", config.task_max_retries + 1)
-    # An explicitly enqueued URL is visited again, even though the earlier crawl saw it.
-    assert home is not None and home.source == source_id and home.status == UrlStatus.FETCHED
+    # An explicitly enqueued URL is visited again, even though the earlier crawl saw it: with a
+    # conditional request, which the unchanged page answers with 304.
+    assert home is not None and home.source == source_id and home.status == UrlStatus.NOT_MODIFIED
+    most = site.netlocs["most"]
+    assert ("/", 304) in {(r.path, r.status) for r in site.request_log.snapshot() if r.netloc == most}
     # Retry-After was honoured: the second request to /busy came at least 1 s after the first.
     busy_times = [r.time for r in site.request_log.snapshot() if r.path == "/busy"]
     assert len(busy_times) == 2 and busy_times[1] - busy_times[0] >= 1.0 - SPACING_TOLERANCE

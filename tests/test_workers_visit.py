@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -214,24 +215,78 @@ def test_page_budget_is_resumed_by_the_next_run(
     assert start_run(runtime, "t", run=summary["run"]) == {**summary, "queued": 0, "resumed": 0}
 
 
-def test_start_and_list_pages_are_revisited_by_every_run(
+def _make_due(rt: Runtime, *urls: str) -> None:
+    """Move the URLs' next visit into the past, as if their interval had passed."""
+    with open_store(rt.settings.database_url) as store:
+        states = [store.get_url(url) for url in urls]
+        for state in states:
+            assert state is not None and state.next_visit_at is not None
+            state.next_visit_at = datetime.now(UTC) - timedelta(seconds=1)
+        store.record_urls([s for s in states if s is not None])
+
+
+def test_runs_revisit_pages_when_their_next_visit_has_come(
     runtime: Runtime, site: RunningSite, client: redis.Redis
 ) -> None:
     _publish(runtime, _source(site))
     site.request_log.clear()
-    home = site.url("t", "/")
+    home, listing, article = site.url("t", "/"), site.url("t", "/list.html"), site.url("t", "/a.html")
     first = time.time()
     assert _visit(runtime, home, run=first, revisit=True) == "fetched"
     assert _visit(runtime, home, run=first, revisit=True) == "skipped"  # same run: done
     # The list page was claimed for the run; the articles for good.
     kinds = {args[0]: kwargs["revisit"] for args, kwargs in _queued(client)}
-    assert kinds[site.url("t", "/list.html")] is True and kinds[site.url("t", "/a.html")] is False
+    assert kinds[listing] is True and kinds[article] is False
+    assert _visit(runtime, listing, depth=1, run=first, revisit=True) == "fetched"
+    assert _visit(runtime, article, depth=1, run=first) == "fetched"
+    with open_store(runtime.settings.database_url) as store:
+        page, story = store.get_url(listing), store.get_url(article)
+    assert page is not None and page.revisit_interval == 3600 and page.next_visit_at is not None
+    assert story is not None and story.revisit_interval == 7 * 86400
     client.delete(CRAWL_QUEUE)
-    second = time.time()
-    assert _visit(runtime, home, run=second, revisit=True) == "fetched"
-    assert _requests(site, "/") == 2
-    # Articles already seen are not queued again; the list page is, for the new run.
-    assert {args[0] for args, _ in _queued(client)} == {site.url("t", "/list.html")}
+
+    # A run before anything is due queues nothing.
+    assert start_run(runtime, "t")["queued"] == 0 and _queued(client) == []
+    # Due: the run queues the start page and the list page; a re-visit asks conditionally.
+    _make_due(runtime, home, listing)
+    summary = start_run(runtime, "t")
+    assert (summary["queued"], summary["resumed"]) == (1, 1)
+    assert {args[0] for args, _ in _queued(client)} == {home, listing}
+    assert _visit(runtime, home, run=summary["run"], revisit=True) == "not_modified"
+    assert [r.status for r in site.request_log.snapshot() if r.path == "/"] == [200, 304]
+    with open_store(runtime.settings.database_url) as store:
+        again = store.get_url(home)
+    assert again is not None and again.status == UrlStatus.NOT_MODIFIED
+    assert again.revisit_interval == 2 * 3600  # unchanged: visited half as often
+    assert again.content_hash is not None and again.etag is not None
+
+
+def test_a_changed_article_is_stored_as_its_next_version(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    _publish(runtime, _source(site))
+    article = site.url("t", "/b.html")
+    assert _visit(runtime, article, depth=1) == "fetched"
+    original = site.web.sites["t"].lookup("/b.html")
+    assert original is not None
+    edited = ARTICLE_TEXT.replace("。", "！") + "<p>补充通知：申报截止日期延长至十二月三十一日，请各单位及时提交材料。</p>"
+    site.web.add_route("t", "/b.html", _page("b", text=edited))
+    try:
+        _make_due(runtime, article)
+        summary = start_run(runtime, "t")
+        assert article in {args[0] for args, _ in _queued(client)}
+        assert _visit(runtime, article, depth=1, run=summary["run"], revisit=True) == "fetched"
+    finally:
+        site.web.add_route("t", "/b.html", original[1])
+    with open_store(runtime.settings.database_url) as store:
+        versions = [d for d in store.iter_documents() if d.url == article]
+        latest = list(store.iter_documents(latest_only=True))
+        state = store.get_url(article)
+    assert [(d.version, d.previous_version) for d in versions] == [(1, None), (2, versions[0].content_hash)]
+    assert "十二月三十一日" in versions[1].text and versions[1].content_hash in {d.content_hash for d in latest}
+    assert versions[0].content_hash not in {d.content_hash for d in latest}
+    # Changed: visited twice as often (within the source's bounds).
+    assert state is not None and state.revisit_interval == 7 * 86400 / 2
 
 
 def test_unknown_source_is_recorded(runtime: Runtime, site: RunningSite) -> None:

@@ -19,10 +19,13 @@
 Transient failures are retried with backoff (:func:`crawler.visit.retry_delay`), and recorded
 ``failed_transient`` once the retries are spent; permanent ones are recorded at once.
 
-``crawler.crawl_source(source_id)`` starts a run of a source: its start URLs, then its list pages
-as they are found, are re-visited on every run (claimed per run), while articles already seen are
-never queued again; URLs whose last visit failed transiently are tried again, and those a page
-budget (``max_pages``) left over are resumed.
+``crawler.crawl_source(source_id)`` starts a run of a source (beat sends it on the source's
+schedule). A run honours every URL's next-visit time (:mod:`crawler.recrawl`): it queues the
+start URLs and the known URLs whose next visit has come, and list pages found on the way when
+they are new or due (claimed per run); articles already seen are never queued again by a link,
+only by their own next visit. Re-visits are conditional requests: a 304 stores nothing, a
+changed article is stored as its next version. URLs whose last visit failed transiently are
+tried again, and those a page budget (``max_pages``) left over are resumed.
 
 ``run`` is the run's start (epoch seconds, also its name) and ``revisit`` marks a page claimed for
 that run: such a page is done only when its stored outcome is newer than the run.
@@ -47,10 +50,12 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from celery.utils.log import get_task_logger
 
 from crawler.dedup import Fingerprint
-from crawler.errors import DisallowedByRobots, FetchError, InvalidURL, TransientFetchError
+from crawler.document import utcnow
+from crawler.errors import DisallowedByRobots, FetchError, HTTPStatusError, InvalidURL, TransientFetchError
 from crawler.fetch import Fetcher, FetchLimits, FetchResult, make_client
 from crawler.links import PageKind, Scope
 from crawler.pipeline import process_page
+from crawler.recrawl import conditional_headers, is_due, not_modified_state, schedule_visit
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
@@ -93,6 +98,9 @@ MAX_GO_TRIES = 50
 DEFER_EARLY = 0.02
 #: At most this many earlier transient failures are re-tried by one run of a source.
 MAX_RETRIES_PER_RUN = 10_000
+#: At most this many pages whose next visit has come are queued by one run (the rest wait for
+#: the next run, soonest first).
+MAX_DUE_PER_RUN = 10_000
 
 
 # -- per-process resources ------------------------------------------------------------------------
@@ -330,7 +338,8 @@ async def visit_page(rt: Runtime, visit: Visit) -> Result:
             )
         )
         return Result("unknown_source")
-    if already_done(store.get_url(visit.url), visit.since):
+    previous = store.get_url(visit.url)
+    if already_done(previous, visit.since):
         return Result("skipped")
     deliveries = state.start_delivery(visit.url)
     try:
@@ -348,12 +357,14 @@ async def visit_page(rt: Runtime, visit: Visit) -> Result:
                 )
             )
             return Result("worker_lost")
-        return await _visit(rt, visit, source, redelivered=deliveries > 1)
+        return await _visit(rt, visit, source, previous, redelivered=deliveries > 1)
     finally:
         state.finish_delivery(visit.url)
 
 
-async def _visit(rt: Runtime, visit: Visit, source: Source, *, redelivered: bool) -> Result:
+async def _visit(
+    rt: Runtime, visit: Visit, source: Source, previous: UrlState | None, *, redelivered: bool
+) -> Result:
     state, store = rt.state, rt.store
     scope = rt.sources.scope(source)
     url, depth, attempts = visit.url, visit.depth, visit.attempt + 1
@@ -397,7 +408,11 @@ async def _visit(rt: Runtime, visit: Visit, source: Source, *, redelivered: bool
                 robots=_HopGate(rt, source, scope),
                 block_private=not rt.settings.allow_private_networks,
             )
-            result = await fetcher.fetch(url, claim=_redirect_claim(state, visit))
+            result = await fetcher.fetch(
+                url, headers=conditional_headers(previous), claim=_redirect_claim(state, visit)
+            )
+            if result.not_modified and previous is None:
+                raise HTTPStatusError("HTTP 304 to a request that was not conditional", url=url, status=304)
         finally:
             state.release(host, grant.token)
     except DisallowedByRobots as exc:
@@ -410,7 +425,7 @@ async def _visit(rt: Runtime, visit: Visit, source: Source, *, redelivered: bool
             return Result("failed", error=exc)
         store.record_url(retry_pending_state(url, source.id, depth, exc, attempts=attempts))
         return Result("retry", countdown=delay_s, error=exc)
-    return _handle_page(rt, visit, source, scope, result, redelivered=redelivered)
+    return _handle_page(rt, visit, source, scope, result, previous, redelivered=redelivered)
 
 
 def _redirect_claim(state: CrawlState, visit: Visit) -> Any:
@@ -423,13 +438,35 @@ def _redirect_claim(state: CrawlState, visit: Visit) -> Any:
 
 
 def _handle_page(
-    rt: Runtime, visit: Visit, source: Source, scope: Scope, result: FetchResult, *, redelivered: bool
+    rt: Runtime,
+    visit: Visit,
+    source: Source,
+    scope: Scope,
+    result: FetchResult,
+    previous: UrlState | None,
+    *,
+    redelivered: bool,
 ) -> Result:
     store, url, depth, attempts = rt.store, visit.url, visit.depth, visit.attempt + 1
-    if result.is_redirect:
-        store.record_url(redirect_state(url, source.id, depth, result, attempts=attempts))
-        return Result("redirected")
     verdict = scope.judge(url, depth)
+    is_list, policy, now = verdict.kind is PageKind.LIST, source.revisit.policy(), utcnow()
+    if result.not_modified:
+        assert previous is not None
+        unchanged = not_modified_state(
+            previous,
+            source=source.id,
+            depth=depth,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            now=now,
+            attempts=attempts,
+        )
+        store.record_url(schedule_visit(unchanged, previous, is_list=is_list, policy=policy, now=now))
+        return Result("not_modified")
+    if result.is_redirect:
+        redirected = redirect_state(url, source.id, depth, result, attempts=attempts, now=now)
+        store.record_url(schedule_visit(redirected, previous, is_list=is_list, policy=policy, now=now))
+        return Result("redirected")
     job = page_job(
         url,
         result,
@@ -445,6 +482,7 @@ def _handle_page(
     page_state = fetched_state(
         url, source.id, depth, result, outcome, attempts=attempts, fetched_at=job.fetched_at
     )
+    schedule_visit(page_state, previous, is_list=is_list, policy=policy, now=job.fetched_at)
     if outcome.document is not None:
         # One story, one document: the store decides exact and near copies against every
         # earlier document (the LSH index is in PostgreSQL, shared by all workers).
@@ -476,6 +514,11 @@ def _queue_links(
         else:
             first.append(link)
     state = rt.state
+    if per_run:
+        # A list page seen before is re-visited when its own next visit has come, not whenever
+        # a page links to it.
+        known, now = rt.store.get_urls(per_run), utcnow()
+        per_run = [link for link in per_run if is_due(known.get(link), now)]
     queued = [
         Visit(link, source.id, depth, run=visit.run)
         for link, ok in zip(first, state.claim_many(first), strict=True)
@@ -618,6 +661,9 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
         ),
         MAX_RETRIES_PER_RUN,
     )
+    now = utcnow()
+    # Pages whose next visit has come: list pages often, articles rarely (crawler.recrawl).
+    pending += itertools.islice(rt.store.iter_due_urls(source.id, now), MAX_DUE_PER_RUN)
     rt.state.note_run(source.id, run)
     starts: list[str] = []
     for raw in source.start_urls:
@@ -625,13 +671,15 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
             starts.append(canonicalize(raw, max_length=rt.limits.max_url_length))
         except InvalidURL as exc:
             rt.store.record_url(failure_state(raw, source.id, 0, exc))
+    known = rt.store.get_urls(starts)
+    starts = [url for url in starts if is_due(known.get(url), now)]
     queued = 0
     for url, ok in zip(starts, rt.state.claim_for_run(source.id, run, starts), strict=True):
         if ok:
             send_fetch(url, source.id, 0, run=run, revisit=True, via=rt.sender)
             queued += 1
     # Claimed for the run like list pages, so that a redelivered message does not queue them twice.
-    pending = [s for s in pending if s.url not in starts]
+    pending = list({s.url: s for s in pending if s.url not in starts}.values())
     resumed = 0
     claimed = rt.state.claim_for_run(source.id, run, [s.url for s in pending])
     for state, ok in zip(pending, claimed, strict=True):
