@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 _WRITE_BATCH = 200
 _WRITE_INTERVAL = 0.5
 _EXTRACT_GRACE = 10.0
+_MAX_REJECTED_MEMO = 100_000  # per source: links judged out of scope that are not judged again
 
 
 class DocumentStore(Protocol):
@@ -171,6 +172,7 @@ class EmbeddedCrawl:
         self.seen: set[str] = set()
         #: What earlier crawls recorded about the sources' URLs (loaded when the run starts).
         self.known: dict[str, UrlState] = {}
+        self._rejected: dict[str, dict[str, str]] = {}  # per source: URL -> why not followed
         self._now = utcnow()
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -178,6 +180,9 @@ class EmbeddedCrawl:
         self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
         self._delay_set: set[str] = set()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        # One thread does every store write: one SQLite connection and one malloc arena, where
+        # asyncio.to_thread would spread the writes (and their memory) over several threads.
+        self._write_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store-writer")
         self._budget_left = options.max_pages  # the whole crawl's budget (--max-pages)
         # Each source's own page budget (``max_pages`` in its file).
         self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
@@ -198,9 +203,19 @@ class EmbeddedCrawl:
     def _offer(self, url: str, source_id: str, depth: int) -> bool:
         if url in self.seen:
             return False  # queued or judged before: skip the scope check
+        rejected = self._rejected.get(source_id)
+        if rejected is not None and url in rejected:
+            self.stats.skipped[rejected[url]] += 1
+            return False
         verdict = self.scopes[source_id].judge(url, depth)
         if not verdict.follow:
-            self.stats.skipped[verdict.reason or "skipped"] += 1
+            reason = verdict.reason or "skipped"
+            self.stats.skipped[reason] += 1
+            memo = self._rejected.setdefault(source_id, {})
+            if reason != "too_deep" and len(memo) < _MAX_REJECTED_MEMO:
+                # Every other reason is a property of the URL alone, and the same chrome links
+                # appear on every page of a site: judge each once.
+                memo[url] = reason
             return False
         known = self.known.get(url)
         if known is not None and not self.options.revisit_all and not is_due(known, self._now):
@@ -248,10 +263,17 @@ class EmbeddedCrawl:
     async def run(self) -> CrawlStats:
         self._pool = self._new_pool()
         limits = self.options.limits
+        per_host = max(
+            [self.options.per_host_concurrency]
+            + [s.per_host_concurrency or 0 for s in self.sources.values()]
+        )
         async with make_client(
             limits,
             allow_private_networks=self.options.allow_private_networks,
             max_connections=max(self.options.concurrency, 10),
+            # Requests to one host are bounded by the per-host concurrency (HostThrottle); a
+            # little slack covers redirect hops to a host between throttled requests.
+            per_origin_connections=min(max(self.options.concurrency, 10), per_host + 2),
         ) as client:
             self._robots = RobotsCache(client, limits.user_agent)
             self._fetcher = Fetcher(
@@ -275,6 +297,7 @@ class EmbeddedCrawl:
                 await self._writes.put(None)
                 await writer
                 self._pool.shutdown(wait=True, cancel_futures=True)
+                self._write_thread.shutdown(wait=True)
         self.stats.finished = time.monotonic()
         return self.stats
 
@@ -441,7 +464,9 @@ class EmbeddedCrawl:
                         break
                     batch.append(item)
             if batch:
-                stored, versions, duplicates, unchanged = await asyncio.to_thread(self._flush, batch)
+                stored, versions, duplicates, unchanged = await asyncio.get_running_loop().run_in_executor(
+                    self._write_thread, self._flush, batch
+                )
                 self.stats.documents_stored += stored
                 self.stats.versions += versions
                 self.stats.duplicates += duplicates

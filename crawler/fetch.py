@@ -87,18 +87,74 @@ class RobotsCheck(Protocol):
         """Raise DisallowedByRobots if ``url`` may not be fetched."""
 
 
+class PerOriginTransport(httpx.AsyncBaseTransport):
+    """One small connection pool per origin (scheme, host, port) instead of one large pool.
+
+    httpcore's pool scans every connection it holds, and checks each one's socket, whenever it
+    assigns a request; with dozens of connections over a few hosts that scan was a fifth of the
+    crawl loop's CPU (measured). A crawler's requests to one origin are few at a time (the
+    per-host concurrency), so per-origin pools keep every scan short. Origins past
+    ``max_origins`` share one overflow pool, so a crawl of many hosts holds bounded resources.
+    """
+
+    def __init__(
+        self, factory: Callable[[int], httpx.AsyncBaseTransport], *, per_origin: int, max_origins: int = 512
+    ) -> None:
+        self._factory = factory
+        self._per_origin = per_origin
+        self._max_origins = max_origins
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncBaseTransport] = {}
+        self._overflow: httpx.AsyncBaseTransport | None = None
+
+    def _pool_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+        key = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        if len(self._pools) < self._max_origins:
+            pool = self._pools[key] = self._factory(self._per_origin)
+            return pool
+        if self._overflow is None:
+            self._overflow = self._factory(max(self._per_origin, 100))
+        return self._overflow
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._pool_for(request.url).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools = [*self._pools.values(), *([self._overflow] if self._overflow is not None else [])]
+        self._pools.clear()
+        self._overflow = None
+        for pool in pools:
+            await pool.aclose()
+
+
 def make_client(
-    limits: FetchLimits, *, allow_private_networks: bool = False, max_connections: int = 100
+    limits: FetchLimits,
+    *,
+    allow_private_networks: bool = False,
+    max_connections: int = 100,
+    per_origin_connections: int | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient configured for crawling (guarded unless private networks are allowed)."""
-    pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    transport: httpx.AsyncBaseTransport = (
-        httpx.AsyncHTTPTransport(limits=pool, trust_env=False)
-        if allow_private_networks
-        else GuardedTransport(limits=pool, trust_env=False)
+    """An AsyncClient configured for crawling (guarded unless private networks are allowed).
+
+    ``per_origin_connections``: give every origin its own pool of that many connections
+    (:class:`PerOriginTransport`) instead of one pool of ``max_connections``.
+    """
+
+    def transport(size: int) -> httpx.AsyncBaseTransport:
+        pool = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        if allow_private_networks:
+            return httpx.AsyncHTTPTransport(limits=pool, trust_env=False)
+        return GuardedTransport(limits=pool, trust_env=False)
+
+    chosen = (
+        transport(max_connections)
+        if per_origin_connections is None
+        else PerOriginTransport(transport, per_origin=per_origin_connections)
     )
     return httpx.AsyncClient(
-        transport=transport,
+        transport=chosen,
         timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
         headers={
             "User-Agent": limits.user_agent,

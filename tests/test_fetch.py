@@ -273,3 +273,34 @@ def test_content_type_parsing() -> None:
     assert parse_content_type("text/html; charset=GB2312") == ("text/html", "gb2312")
     assert parse_content_type('text/html;charset="utf-8"') == ("text/html", "utf-8")
     assert parse_content_type(None) == ("", None)
+
+
+def test_per_origin_transport_keeps_one_pool_per_origin_and_bounds_them() -> None:
+    from crawler.fetch import PerOriginTransport
+
+    made: list[tuple[int, list[str]]] = []
+
+    def factory(size: int) -> httpx.AsyncBaseTransport:
+        seen: list[str] = []
+        made.append((size, seen))
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(str(request.url))
+            return httpx.Response(200, text="ok")
+
+        return httpx.MockTransport(handler)
+
+    transport = PerOriginTransport(factory, per_origin=3, max_origins=2)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=transport) as client:
+            for url in ("http://a/1", "http://a/2", "http://b/1", "https://a/1", "http://c/1"):
+                assert (await client.get(url)).status_code == 200
+
+    asyncio.run(go())
+    # a and b get their own pools of 3; the third and fourth origins share the overflow pool.
+    assert [(size, urls) for size, urls in made] == [
+        (3, ["http://a/1", "http://a/2"]),
+        (3, ["http://b/1"]),
+        (100, ["https://a/1", "http://c/1"]),
+    ]
