@@ -841,6 +841,18 @@ class Store:
         upsert = stmt.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
         self._write("recording URLs", lambda conn: conn.execute(upsert, rows))
 
+    def add_queued(self, states: Sequence[UrlState]) -> None:
+        """Record URLs as queued unless they have a state already (insert-if-absent): the
+        database, not only the broker, knows every URL a crawl has sent to be visited, so that
+        a message the broker loses (a restart without persistence, a worker killed at the wrong
+        moment) can be sent again by the next run."""
+        if not states:
+            return
+        rows = [_state_to_row(state) for state in {s.url: s for s in states}.values()]
+        rows.sort(key=lambda row: row["url"])  # the same lock order in every transaction
+        stmt = self._insert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
+        self._write("recording queued URLs", lambda conn: conn.execute(stmt, rows))
+
     def get_url(self, url: str) -> UrlState | None:
         stmt = select(urls).where(urls.c.url == url)
         row = self._read("reading a URL", lambda conn: conn.execute(stmt).first())

@@ -295,3 +295,27 @@ def test_unknown_source_is_recorded(runtime: Runtime, site: RunningSite) -> None
     with open_store(runtime.settings.database_url) as store:
         state = store.get_url(url)
     assert state is not None and state.error_reason == "unknown_source"
+
+
+def test_queued_urls_are_recorded_and_a_run_resends_those_the_broker_lost(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    _publish(runtime, _source(site))
+    home, article = site.url("t", "/"), site.url("t", "/a.html")
+    assert _visit(runtime, home, run=time.time(), revisit=True) == "fetched"
+    with open_store(runtime.settings.database_url) as store:
+        queued = store.get_url(article)
+    # The database knows the URL was sent, before any worker visits it.
+    assert queued is not None and (queued.status, queued.depth) == (UrlStatus.QUEUED, 1)
+    client.delete(CRAWL_QUEUE)
+    # The broker still holds the claim: a new run does not send the URL a second time.
+    assert start_run(runtime, "t")["resumed"] == 0 and article not in {a[0] for a, _ in _queued(client)}
+    # Redis restarted without persistence: messages and claims are gone; the run sends it again.
+    client.flushdb()
+    _publish(runtime, _source(site))
+    summary = start_run(runtime, "t")
+    assert article in {args[0] for args, _ in _queued(client)} and summary["resumed"] >= 1
+    assert _visit(runtime, article, depth=1) == "fetched"
+    with open_store(runtime.settings.database_url) as store:
+        visited = store.get_url(article)
+    assert visited is not None and visited.status == UrlStatus.FETCHED

@@ -118,6 +118,13 @@ def bounded_countdown(seconds: float, config: WorkerConfig) -> float:
     return countdown
 
 
+def visibility_timeout(app: Celery, config: WorkerConfig) -> float:
+    """The visibility timeout the app's broker connection really uses (a deployment may set the
+    transport options itself), else the configured one."""
+    options = app.conf.broker_transport_options or {}
+    return float(options.get("visibility_timeout") or config.visibility_timeout)
+
+
 def make_app(config: WorkerConfig | None = None) -> Celery:
     config = config or WorkerConfig.from_settings()
     celery_app = Celery("policy_crawler", include=["workers.tasks"])

@@ -40,6 +40,7 @@ import random
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -73,7 +74,7 @@ from crawler.visit import (
 )
 from settings import get_settings
 from storage import StorageError, Store, UrlState, UrlStatus, open_store
-from workers.app import WorkerConfig, app, bounded_countdown, send_fetch
+from workers.app import WorkerConfig, app, bounded_countdown, send_fetch, visibility_timeout
 from workers.routing import CRAWL_SOURCE, FETCH_PAGE
 from workers.state import CrawlState, connect
 
@@ -101,6 +102,9 @@ MAX_RETRIES_PER_RUN = 10_000
 #: At most this many pages whose next visit has come are queued by one run (the rest wait for
 #: the next run, soonest first).
 MAX_DUE_PER_RUN = 10_000
+#: At most this many queued URLs (left by a page budget, or whose message may be lost) are
+#: looked at by one run.
+MAX_QUEUED_PER_RUN = 100_000
 
 
 # -- per-process resources ------------------------------------------------------------------------
@@ -514,23 +518,32 @@ def _queue_links(
         else:
             first.append(link)
     state = rt.state
-    if per_run:
-        # A list page seen before is re-visited when its own next visit has come, not whenever
-        # a page links to it.
-        known, now = rt.store.get_urls(per_run), utcnow()
-        per_run = [link for link in per_run if is_due(known.get(link), now)]
     queued = [
         Visit(link, source.id, depth, run=visit.run)
         for link, ok in zip(first, state.claim_many(first), strict=True)
         if ok or (redelivered and rt.store.get_url(link) is None)
     ]
-    if visit.run is not None:
+    if visit.run is not None and per_run:
         claimed = state.claim_for_run(source.id, visit.run, per_run)
-        queued += [
-            Visit(link, source.id, depth, run=visit.run, revisit=True)
+        fresh = [
+            link
             for link, ok in zip(per_run, claimed, strict=True)
             if ok or (redelivered and rt.store.get_url(link) is None)
         ]
+        # A list page seen before is re-visited when its own next visit has come, not whenever
+        # a page links to it. Asked once per list page and run: later links find it claimed.
+        known, now = rt.store.get_urls(fresh) if fresh else {}, utcnow()
+        queued += [
+            Visit(link, source.id, depth, run=visit.run, revisit=True)
+            for link in fresh
+            if is_due(known.get(link), now)
+        ]
+    # The database learns of every URL before the broker does (insert-if-absent: a known URL
+    # keeps its state): a message the broker loses is found QUEUED by the next run and re-sent.
+    now = utcnow()
+    rt.store.add_queued(
+        [UrlState(v.url, source.id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
+    )
     for child in queued:
         send_fetch(
             child.url, child.source_id, child.depth, run=child.run, revisit=child.revisit, via=rt.sender
@@ -636,6 +649,30 @@ def crawl_source(self: Task, source_id: str) -> dict[str, Any]:
         ) from exc
 
 
+def _resend_lost(rt: Runtime, source: Source, waiting: list[UrlState], now: datetime) -> int:
+    """Send again the queued URLs whose message the broker lost; returns how many.
+
+    A URL recorded QUEUED was sent to the broker. Its message is lost when Redis restarted
+    without persistence (then Redis has forgotten the URL's claim too, so claiming it succeeds
+    again) or, rarely, when a worker was killed between taking the message and registering it
+    as unacknowledged (then the claim remains, but the URL stays QUEUED long after any
+    unacknowledged message would have been redelivered: older than the visibility timeout). A
+    URL sent twice costs a skipped task at most: a visit first checks the store.
+    """
+    if not waiting:
+        return 0
+    stale_before = now - timedelta(seconds=visibility_timeout(rt.sender, rt.config))
+    forgotten = rt.state.claim_many([s.url for s in waiting])
+    resent = 0
+    for state, unknown in zip(waiting, forgotten, strict=True):
+        if unknown or state.fetched_at is None or state.fetched_at < stale_before:
+            send_fetch(state.url, source.id, state.depth, via=rt.sender)
+            resent += 1
+    if resent:
+        log.warning("%s: %d queued URL(s) had lost their message; sent again", source.id, resent)
+    return resent
+
+
 def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[str, Any]:
     """Queue a run of ``source_id`` (idempotent for one ``run``: its claims are per run)."""
     source = rt.sources.get(source_id)
@@ -653,14 +690,10 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
             rt.store.iter_urls(status=UrlStatus.FAILED_TRANSIENT, source=source.id), MAX_RETRIES_PER_RUN
         )
     )
-    pending += itertools.islice(
-        (
-            s
-            for s in rt.store.iter_urls(status=UrlStatus.QUEUED, source=source.id)
-            if s.error_reason == OVER_BUDGET
-        ),
-        MAX_RETRIES_PER_RUN,
+    waiting = list(
+        itertools.islice(rt.store.iter_urls(status=UrlStatus.QUEUED, source=source.id), MAX_QUEUED_PER_RUN)
     )
+    pending += [s for s in waiting if s.error_reason == OVER_BUDGET]
     now = utcnow()
     # Pages whose next visit has come: list pages often, articles rarely (crawler.recrawl).
     pending += itertools.islice(rt.store.iter_due_urls(source.id, now), MAX_DUE_PER_RUN)
@@ -686,5 +719,6 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
         if ok:
             send_fetch(state.url, source.id, state.depth, run=run, revisit=True, via=rt.sender)
             resumed += 1
+    resumed += _resend_lost(rt, source, [s for s in waiting if s.error_reason != OVER_BUDGET], now)
     log.info("run %.3f of %s: %d start URLs queued, %d earlier URLs resumed", run, source.id, queued, resumed)
     return {"status": "started", "run": run, "queued": queued, "resumed": resumed}
