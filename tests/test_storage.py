@@ -561,7 +561,8 @@ def test_a_version_2_database_gets_the_recrawl_columns(store_url: str) -> None:
             Table(table.name, old, *(c._copy() for c in table.columns if (table.name, c.name) not in added))
         old.create_all(conn)
         conn.execute(insert(schema_version).values(version=2, applied_at=datetime.now(UTC)))
-        row = {c.name: getattr(make_doc(1), c.name) for c in old.tables["documents"].columns if c.name != "id"}
+        columns = [c.name for c in old.tables["documents"].columns if c.name != "id"]
+        row = {name: getattr(make_doc(1), name) for name in columns}
         conn.execute(insert(old.tables["documents"]).values(**row))
     with open_store(store_url) as store:
         (doc,) = store.iter_documents(latest_only=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +269,8 @@ def test_a_changed_article_is_stored_as_its_next_version(
     assert _visit(runtime, article, depth=1) == "fetched"
     original = site.web.sites["t"].lookup("/b.html")
     assert original is not None
-    edited = ARTICLE_TEXT.replace("。", "！") + "<p>补充通知：申报截止日期延长至十二月三十一日，请各单位及时提交材料。</p>"
+    notice = "<p>补充通知：申报截止日期延长至十二月三十一日，请各单位及时提交材料。</p>"
+    edited = ARTICLE_TEXT.replace("。", "！") + notice
     site.web.add_route("t", "/b.html", _page("b", text=edited))
     try:
         _make_due(runtime, article)
@@ -283,8 +284,9 @@ def test_a_changed_article_is_stored_as_its_next_version(
         latest = list(store.iter_documents(latest_only=True))
         state = store.get_url(article)
     assert [(d.version, d.previous_version) for d in versions] == [(1, None), (2, versions[0].content_hash)]
-    assert "十二月三十一日" in versions[1].text and versions[1].content_hash in {d.content_hash for d in latest}
-    assert versions[0].content_hash not in {d.content_hash for d in latest}
+    latest_hashes = {d.content_hash for d in latest}
+    assert "十二月三十一日" in versions[1].text and versions[1].content_hash in latest_hashes
+    assert versions[0].content_hash not in latest_hashes
     # Changed: visited twice as often (within the source's bounds).
     assert state is not None and state.revisit_interval == 7 * 86400 / 2
 
