@@ -52,6 +52,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     case,
     create_engine,
     event,
@@ -685,20 +686,8 @@ class Store:
     ) -> StoryOutcome:
         row = _doc_to_row(doc)
         digest = row["content_hash"]
-        # One round trip for the exact key: a stored story with it (first), else a copy with it.
-        exact = conn.execute(
-            select(literal(0).label("rank"), documents.c.url, documents.c.content_hash.label("story"))
-            .where(documents.c.content_hash == digest)
-            .union_all(
-                select(literal(1), copies.c.url, copies.c.duplicate_of)
-                .where(copies.c.content_hash == digest)
-                .limit(1)
-                .subquery()
-                .select()
-            )
-            .order_by("rank")
-            .limit(1)
-        ).first()
+        found = self._lookup(conn, digest, doc.url)
+        exact = found.get(0) or found.get(1)  # a stored story with the key, else a copy with it
         if exact is not None:
             if exact.rank == 0 and exact.url == doc.url:
                 return StoryOutcome("unchanged")
@@ -708,36 +697,89 @@ class Store:
             return self._record_copy(conn, row, best[0], best[1], keep_text)
         # A new text for a URL that stored one before: the article changed. The new text is
         # the next version; the earlier ones stay, and the export shows the latest.
-        latest = conn.execute(
-            select(documents.c.content_hash, documents.c.version)
-            .where(documents.c.url == doc.url)
-            .order_by(documents.c.version.desc(), documents.c.id.desc())
-            .limit(1)
-        ).first()
+        latest = found.get(2)
         if latest is not None:
-            row.update(version=int(latest.version) + 1, previous_version=latest.content_hash)
+            row.update(version=int(latest.version) + 1, previous_version=latest.story)
         else:
             row.update(version=1, previous_version=None)
+        doc_id = self._insert_story(conn, row, fp)
+        if doc_id is None:  # pragma: no cover - same key, same bands: the locks exclude this
+            return self._record_copy(conn, row, digest, 1.0, keep_text)
+        if 3 in found:
+            # A page recorded as a copy before that now holds a story of its own is no copy.
+            conn.execute(copies.delete().where(copies.c.url == doc.url))
+        if latest is not None:
+            return StoryOutcome("version", previous_version=latest.story)
+        return StoryOutcome("stored")
+
+    @staticmethod
+    def _lookup(conn: Connection, digest: str, url: str) -> dict[int, Row[Any]]:
+        """In one round trip, by rank: 0 the stored story with this exact key, 1 else a copy
+        with it (its story), 2 the latest version stored by this URL, 3 a copy recorded for
+        this URL. Each row: rank, url, story (a content_hash), version."""
+        zero = literal(0, Integer)
+        queries = [
+            select(
+                literal(0, Integer).label("rank"),
+                documents.c.url,
+                documents.c.content_hash.label("story"),
+                documents.c.version,
+            ).where(documents.c.content_hash == digest),
+            select(literal(1, Integer), copies.c.url, copies.c.duplicate_of, zero)
+            .where(copies.c.content_hash == digest)
+            .limit(1)
+            .subquery()
+            .select(),
+            select(literal(2, Integer), documents.c.url, documents.c.content_hash, documents.c.version)
+            .where(documents.c.url == url)
+            .order_by(documents.c.version.desc(), documents.c.id.desc())
+            .limit(1)
+            .subquery()
+            .select(),
+            select(literal(3, Integer), copies.c.url, copies.c.duplicate_of, zero)
+            .where(copies.c.url == url)
+            .limit(1)
+            .subquery()
+            .select(),
+        ]
+        found: dict[int, Row[Any]] = {}
+        for found_row in conn.execute(queries[0].union_all(*queries[1:])):
+            found.setdefault(int(found_row.rank), found_row)
+        return found
+
+    def _insert_story(self, conn: Connection, row: dict[str, Any], fp: Fingerprint) -> int | None:
+        """Insert a new story with its LSH bands and signature; its id, or None if its key was
+        taken. On PostgreSQL one statement (a round trip, not three)."""
+        bands = sorted(set(fp.bands))
+        signature = pack_signature(fp.signature)
+        if self.dialect == "postgresql":
+            names = sorted(row)
+            statement = text(
+                f"WITH d AS (INSERT INTO documents ({', '.join(names)}) "
+                f"VALUES ({', '.join(':' + n for n in names)}) "
+                "ON CONFLICT (content_hash) DO NOTHING RETURNING id), "
+                "b AS (INSERT INTO near_dup_bands (band_key, document_id) "
+                "SELECT k, d.id FROM d, unnest(CAST(:band_keys AS bigint[])) AS k ON CONFLICT DO NOTHING), "
+                "s AS (INSERT INTO document_signatures (document_id, signature) "
+                "SELECT d.id, :signature FROM d) "
+                "SELECT id FROM d"
+            ).bindparams(bindparam("fetched_at", type_=UTCDateTime()))
+            value = conn.execute(statement, {**row, "band_keys": bands, "signature": signature}).scalar()
+            return None if value is None else int(value)
         doc_id = conn.execute(
             self._insert(documents)
             .on_conflict_do_nothing(index_elements=[documents.c.content_hash])
             .returning(documents.c.id),
             row,
         ).scalar()
-        if doc_id is None:  # pragma: no cover - same key, same bands: the locks exclude this
-            return self._record_copy(conn, row, digest, 1.0, keep_text)
+        if doc_id is None:
+            return None
         conn.execute(
             self._insert(near_dup_bands).on_conflict_do_nothing(),
-            [{"band_key": k, "document_id": doc_id} for k in sorted(set(fp.bands))],
+            [{"band_key": k, "document_id": doc_id} for k in bands],
         )
-        conn.execute(
-            insert(document_signatures), {"document_id": doc_id, "signature": pack_signature(fp.signature)}
-        )
-        # A page recorded as a copy before that now holds a story of its own is no longer a copy.
-        conn.execute(copies.delete().where(copies.c.url == doc.url))
-        if latest is not None:
-            return StoryOutcome("version", previous_version=latest.content_hash)
-        return StoryOutcome("stored")
+        conn.execute(insert(document_signatures), {"document_id": doc_id, "signature": signature})
+        return int(doc_id)
 
     def _best_candidate(
         self, conn: Connection, url: str, fp: Fingerprint, threshold: float
