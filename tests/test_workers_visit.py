@@ -321,3 +321,28 @@ def test_queued_urls_are_recorded_and_a_run_resends_those_the_broker_lost(
     with open_store(runtime.settings.database_url) as store:
         visited = store.get_url(article)
     assert visited is not None and visited.status == UrlStatus.FETCHED
+
+
+def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
+    runtime: Runtime, site: RunningSite
+) -> None:
+    """A page whose visit never finishes (its worker process dies each time: a C-level crash
+    in extraction, the out-of-memory killer) is delivered again by task_reject_on_worker_lost;
+    the deliveries that started and never finished are counted in Redis, and past
+    ``max_deliveries`` the visit gives up and records the page instead of fetching it again."""
+    _publish(runtime, _source(site))
+    url = site.url("t", "/b.html")
+    site.request_log.clear()
+    for _ in range(runtime.config.max_deliveries):  # earlier deliveries that died mid-visit
+        runtime.state.start_delivery(url)
+    assert _visit(runtime, url, depth=1, attempt=0) == "worker_lost"
+    assert _requests(site, "/b.html") == 0
+    with open_store(runtime.settings.database_url) as store:
+        state = store.get_url(url)
+    assert state is not None and state.status == UrlStatus.FAILED_PERMANENT
+    assert state.error_reason == "worker_lost"
+    # A delivery that finishes clears the count: one crash is not held against a page forever.
+    other = site.url("t", "/a.html")
+    runtime.state.start_delivery(other)
+    runtime.state.finish_delivery(other)
+    assert _visit(runtime, other, depth=1) == "fetched"
