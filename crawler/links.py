@@ -40,10 +40,10 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
 
     candidates: list[str] = []
     for node in tree.css("a[href], area[href]"):
-        rel = (node.attributes.get("rel") or "").lower()
-        if "nofollow" in rel:
+        attributes = node.attributes  # a dict built per call: read it once
+        if "nofollow" in (attributes.get("rel") or "").lower():
             continue
-        href = node.attributes.get("href")
+        href = attributes.get("href")
         if href:
             candidates.append(href)
     for node in tree.css("meta[http-equiv]"):
@@ -54,18 +54,54 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
 
     seen: set[str] = set()
     links: list[str] = []
-    for href in candidates:
-        href = href.strip()
+    try:
+        origin: tuple[str, str] | None = urlsplit(base)[:2]  # (scheme, host): the cache's key
+    except ValueError:
+        origin = None
+    for href in dict.fromkeys(h.strip() for h in candidates):  # menus repeat their links
         if not href or href.lower().startswith(_SKIP_SCHEMES):
             continue
-        try:
-            url = canonicalize(resolve(base, href), max_length=max_url_length)
-        except (InvalidURL, ValueError):
-            continue
-        if url not in seen:
+        url = _canonical_link(base, origin, href, max_url_length)
+        if url is not None and url not in seen:
             seen.add(url)
             links.append(url)
     return links
+
+
+#: Canonical links by (base scheme, base host, href, length limit) for hrefs that only depend on
+#: the base's origin: pages of one site repeat their menus, footers and link lists, so most of a
+#: page's links were already resolved and canonicalized on an earlier page (measured on the bench
+#: web: 1.5 of 2.1 ms per page in ``extract_links`` went to ``urljoin`` and ``canonicalize``).
+#: ``None`` is an invalid link. Bounded: cleared when full.
+_LINK_CACHE: dict[tuple[str, str, str, int], str | None] = {}
+LINK_CACHE_SIZE = 4096
+#: An absolute http(s) href, or one from the site root ("/a", "//host/a"): ``urljoin`` reads only
+#: the base's scheme and host for these (a relative href also needs the base's path).
+_ORIGIN_ONLY = re.compile(r"/|https?://", re.IGNORECASE)
+
+
+def _canonical_link(base: str, origin: tuple[str, str] | None, href: str, max_url_length: int) -> str | None:
+    """``canonicalize(resolve(base, href))``, or ``None`` for an invalid link; cached per origin
+    (``origin``: the base's scheme and host, as ``urlsplit`` reads them)."""
+    if origin is None or _ORIGIN_ONLY.match(href) is None:
+        return _resolve_link(base, href, max_url_length)
+    key = (*origin, href, max_url_length)
+    try:
+        return _LINK_CACHE[key]
+    except KeyError:
+        pass
+    url = _resolve_link(base, href, max_url_length)
+    if len(_LINK_CACHE) >= LINK_CACHE_SIZE:
+        _LINK_CACHE.clear()
+    _LINK_CACHE[key] = url
+    return url
+
+
+def _resolve_link(base: str, href: str, max_url_length: int) -> str | None:
+    try:
+        return canonicalize(resolve(base, href), max_length=max_url_length)
+    except (InvalidURL, ValueError):
+        return None
 
 
 #: Deeper paths than this are generated, not written (calendars, relative-link loops).

@@ -55,6 +55,7 @@ _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 _QUERY_SAFE = "/?:@!$'()*,;-._~"  # not '+': parse_qsl reads it as a space
 _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_tracking_param(name: str) -> bool:
@@ -128,7 +129,7 @@ def canonicalize(url: str, *, max_length: int = DEFAULT_MAX_URL_LENGTH) -> str:
     url = url.strip()
     if len(url) > max_length:
         raise InvalidURL(f"URL is {len(url)} characters long (limit {max_length})", url=url[:200])
-    if any(ord(c) < 0x20 or c == "\x7f" for c in url):
+    if _CONTROL.search(url):
         raise InvalidURL("URL contains control characters", url=url[:200])
     try:
         parts = urlsplit(url)

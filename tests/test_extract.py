@@ -272,3 +272,32 @@ def test_a_page_that_runs_past_its_time_limit_is_recorded_and_the_worker_lives_o
         )
     )
     assert ok.error_reason is None and ok.document is not None
+
+
+def test_text_len_counts_visible_characters() -> None:
+    """``_text_len`` is the non-blank length of the element's text; ``skip_code`` leaves out
+    script and style (the same count as selecting the text nodes without such an ancestor)."""
+    from crawler.extract import _text_len
+
+    tree = parse_html(
+        "<html><body><div id='d'>一 二<script>var x = 1;</script>三<style>p { }</style>"
+        "<noscript>四<style>q</style></noscript><b> 五 </b></div></body></html>"
+    )
+    assert tree is not None
+    div = tree.get_element_by_id("d")
+    xpath = ".//text()[not(ancestor::script) and not(ancestor::style)]"
+    expected = len("".join("".join(div.xpath(xpath)).split()))
+    assert _text_len(div, skip_code=True) == expected == 5
+    assert _text_len(div) == len("".join("".join(div.itertext()).split()))
+    script = div.find("script")
+    assert script is not None and _text_len(script, skip_code=True) == 0
+
+
+def test_page_meta_line_in_traditional_or_simplified() -> None:
+    from crawler.extract import read_page_meta
+
+    for line in ("來源：科技部　發布日期：2015-08-25", "来源：科技部　发布时间：2015-08-25"):
+        tree = parse_html(f"<html><body><p>正文</p><div><span>{line}</span></div></body></html>")
+        assert tree is not None
+        meta = read_page_meta(tree)
+        assert meta.get("source") == "科技部" and "2015" in meta.get("date", "")

@@ -105,3 +105,68 @@ def test_crawler_traps_are_not_followed(url: str) -> None:
     verdict = scope.judge(url, 1)
     assert (verdict.follow, verdict.reason) == (False, "trap")
     assert scope.judge("http://127.0.0.1:8801/kjbgz/2024/03/t20240315_1.html", 1).follow
+
+
+# -- the per-origin link cache --------------------------------------------------------------------
+
+_HREFS = st.one_of(
+    st.sampled_from(
+        [
+            "/a/b.html",
+            "/a/../b.html?utm_source=x&z=1",
+            "//cdn.test/x.html",
+            "//CDN.test:80/x",
+            "http://other.test/p?b=2&a=1#f",
+            "HTTPS://Other.test/p",
+            "http:relative.html",
+            "https:/one-slash",
+            "a/b.html",
+            "../up.html",
+            "?q=1",
+            "/%7Euser/%e4%b8%ad",
+            "/中文/路径.html",
+            "http://[broken",
+            "/" + "x" * 80,
+        ]
+    ),
+    st.text(alphabet="/:?#.%abAB12 中-_=&", max_size=30),
+)
+_BASES = st.sampled_from(
+    [
+        "http://www.test/a/b/page.html",
+        "http://www.test/other/dir/",
+        "https://www.test/a/b/page.html",
+        "http://www.test:8080/a/",
+        "http://cdn.test/news/",
+    ]
+)
+
+
+@given(st.lists(st.tuples(_BASES, _HREFS), max_size=20), st.sampled_from([2048, 40]))
+def test_cached_links_equal_uncached(pairs: list[tuple[str, str]], max_length: int) -> None:
+    """The cache keys origin-only hrefs by the base's scheme and host: whichever page of the origin
+    filled it, the link is what resolving and canonicalizing it against this page gives."""
+    from urllib.parse import urlsplit
+
+    from crawler import links
+    from crawler.errors import InvalidURL
+    from crawler.urls import canonicalize, resolve
+
+    for base, href in pairs:
+        href = href.strip()
+        try:
+            expected: str | None = canonicalize(resolve(base, href), max_length=max_length)
+        except (InvalidURL, ValueError):
+            expected = None
+        assert links._canonical_link(base, urlsplit(base)[:2], href, max_length) == expected
+
+
+def test_link_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crawler import links
+
+    monkeypatch.setattr(links, "LINK_CACHE_SIZE", 5)
+    links._LINK_CACHE.clear()
+    page = "".join(f'<a href="/p{i}.html">{i}</a>' for i in range(12))
+    assert extract_links(page, "http://a.test/") == [f"http://a.test/p{i}.html" for i in range(12)]
+    assert len(links._LINK_CACHE) <= 5
+    links._LINK_CACHE.clear()
