@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from crawler.sources import Source
+from storage import Store
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -165,6 +166,15 @@ class Cluster:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.log()[-3000:]}" for p in self.processes)
+
+
+def read_stories(store: Store) -> set[frozenset[str]]:
+    """The partition of stored and copied URLs into stories. Which copy of a story arrived
+    first (and so became the document) depends on timing; the grouping must not."""
+    groups: dict[str, set[str]] = {doc.content_hash: {doc.url} for doc in store.iter_documents()}
+    for copy, _ in store.iter_copies():
+        groups.setdefault(copy.duplicate_of or "", set()).add(copy.url)
+    return {frozenset(urls) for urls in groups.values()}
 
 
 def free_port() -> int:

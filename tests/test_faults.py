@@ -34,8 +34,8 @@ import pytest
 
 from crawler.samplesite import RunningSite, build_site, serve_site
 from crawler.sources import Source
-from storage import Store, UrlStatus, open_store
-from tests.cluster import ClusterProcess, free_port, wait_for, write_seeds
+from storage import UrlStatus, open_store
+from tests.cluster import ClusterProcess, free_port, read_stories, wait_for, write_seeds
 from tests.faults import (
     VISIBILITY_ENV,
     FaultCluster,
@@ -126,14 +126,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def read_stories(store: Store) -> set[frozenset[str]]:
-    """Stored and copied URLs grouped by story (as in test_workers_cluster)."""
-    groups: dict[str, set[str]] = {doc.content_hash: {doc.url} for doc in store.iter_documents()}
-    for copy, _ in store.iter_copies():
-        groups.setdefault(copy.duplicate_of or "", set()).add(copy.url)
-    return {frozenset(urls) for urls in groups.values()}
-
-
 def make_cluster(root: Path, source: Source, database: str, redis_url: str, **extra: str) -> FaultCluster:
     env = dict(os.environ)
     env.update(
@@ -152,6 +144,18 @@ def start_workers(cluster: FaultCluster, *names: str) -> list[ClusterProcess]:
     for worker in workers:
         worker.wait_for_log("ready.", timeout=60)
     return workers
+
+
+def start_crawl(
+    cluster: FaultCluster, site: RunningSite, source: Source, database: str
+) -> tuple[list[ClusterProcess], float, int]:
+    """Two workers, then a run of the source; returns (workers, start time, articles stored)
+    once FIRST_FAULT_AT of the reachable articles are stored: the moment to inject a fault."""
+    workers = start_workers(cluster, "w1", "w2")
+    site.request_log.clear()
+    began = time.monotonic()
+    enqueue(cluster, source)
+    return workers, began, wait_stored(database, site, FIRST_FAULT_AT)
 
 
 def enqueue(cluster: FaultCluster, source: Source) -> None:
@@ -321,11 +325,7 @@ def test_a_worker_killed_mid_task_loses_nothing(
             tmp_path, source, database, private_redis.url(), **{VISIBILITY_ENV: str(VISIBILITY_TIMEOUT)}
         )
         with running(cluster):
-            start_workers(cluster, "w1", "w2")
-            site.request_log.clear()
-            began = time.monotonic()
-            enqueue(cluster, source)
-            at_fault = wait_stored(database, site, FIRST_FAULT_AT)
+            _, began, at_fault = start_crawl(cluster, site, source, database)
 
             # Fault 1: the pool child inside a task, mid-fetch.
             trap.arm()
@@ -408,11 +408,7 @@ def test_a_redis_restart_without_persistence_loses_nothing_after_a_resume(
         open_store(database).close()
         cluster = make_cluster(tmp_path, source, database, private_redis.url())
         with running(cluster):
-            workers = start_workers(cluster, "w1", "w2")
-            site.request_log.clear()
-            began = time.monotonic()
-            enqueue(cluster, source)
-            at_fault = wait_stored(database, site, FIRST_FAULT_AT)
+            workers, began, at_fault = start_crawl(cluster, site, source, database)
             marks = {w.name: len(w.log()) for w in workers}
             private_redis.kill()
             time.sleep(1.0)
@@ -478,11 +474,7 @@ def test_a_postgres_outage_is_retried_not_failed(
         open_store(database).close()
         cluster = make_cluster(tmp_path, source, database, private_redis.url())
         with running(cluster):
-            workers = start_workers(cluster, "w1", "w2")
-            site.request_log.clear()
-            began = time.monotonic()
-            enqueue(cluster, source)
-            at_fault = wait_stored(database, site, FIRST_FAULT_AT)
+            workers, began, at_fault = start_crawl(cluster, site, source, database)
             pg.stop("fast")
             time.sleep(PG_DOWN_SECONDS)
             pg.start()

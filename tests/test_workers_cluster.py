@@ -30,11 +30,12 @@ import pytest
 from crawler.samplesite import RunningSite, build_site, fail_then, html, serve_site, server_error
 from crawler.samplesite.server import LoggedRequest, too_many_requests
 from crawler.sources import Source
-from storage import Store, UrlStatus, open_store
+from storage import UrlStatus, open_store
 from tests.cluster import (
     Cluster,
     free_port,
     isolated_redis,
+    read_stories,
     redis_db_url,
     wait_for,
     write_seeds,
@@ -71,15 +72,6 @@ class CrawlRun:
     @property
     def pages_per_second(self) -> float:
         return self.pages / self.elapsed
-
-
-def read_stories(store: Store) -> set[frozenset[str]]:
-    """The partition of stored and copied URLs into stories. Which copy of a story arrived
-    first (and so became the document) depends on timing; the grouping must not."""
-    groups = {doc.content_hash: {doc.url} for doc in store.iter_documents()}
-    for copy, _ in store.iter_copies():
-        groups[copy.duplicate_of or ""].add(copy.url)
-    return {frozenset(urls) for urls in groups.values()}
 
 
 # -- fixtures -------------------------------------------------------------------------------------
