@@ -114,7 +114,7 @@ def summary_table(stats: Any) -> Table:
     if stats.unchanged:
         table.add_row("unchanged since last crawl", str(stats.unchanged))
     if stats.resumed:
-        table.add_row("known URLs due again", str(stats.resumed))
+        table.add_row("known URLs visited again", str(stats.resumed))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):

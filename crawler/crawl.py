@@ -135,7 +135,9 @@ class CrawlStats:
 
     @property
     def pages_per_second(self) -> float:
-        return self.pages_fetched / self.elapsed if self.elapsed > 0 else 0.0
+        """Pages read per second, 304 answers included (a re-crawl's pages are mostly 304s)."""
+        visited = self.pages_fetched + self.not_modified
+        return visited / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
     def error_count(self) -> int:
