@@ -58,6 +58,9 @@ def __getattr__(name: str) -> Any:
             "visibility_timeout": timeout,
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
+            # The restore sweep holds a mutex in Redis; a worker killed during a sweep (every
+            # second here) leaves it held for this long (kombu's default: 300 s).
+            "unacked_mutex_expire": 5,
         }
     return app
 
