@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -317,7 +318,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")  # a no-op ("memory") for in-memory DBs
+        # A no-op ("memory") for in-memory DBs. While another process switches a new file to
+        # WAL, SQLite may answer "locked" at once instead of waiting: retry until the timeout.
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         cursor.execute("PRAGMA synchronous = NORMAL")  # durable enough in WAL, much faster
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:

@@ -109,10 +109,9 @@ def _publish(rt: Runtime, source: Source) -> Source:
     return source
 
 
-def _visit(rt: Runtime, url: str, **fields: Any) -> str:
-    return rt.run(
-        visit_page(rt, Visit(url, fields.pop("source_id", "t"), fields.pop("depth", 0), **fields))
-    ).status
+def _visit(rt: Runtime, url: str, *, retried: bool = False, **fields: Any) -> str:
+    visit = Visit(url, fields.pop("source_id", "t"), fields.pop("depth", 0), **fields)
+    return rt.run(visit_page(rt, visit, retried=retried)).status
 
 
 def _queued(client: redis.Redis) -> list[tuple[list[Any], dict[str, Any]]]:
@@ -346,3 +345,29 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
     runtime.state.start_delivery(other)
     runtime.state.finish_delivery(other)
     assert _visit(runtime, other, depth=1) == "fetched"
+
+
+def test_a_retried_visit_sends_the_links_an_outage_kept_it_from_queueing(
+    runtime: Runtime, site: RunningSite, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails after the page's links were claimed in Redis and before they were
+    recorded and sent (PostgreSQL down): the task is retried, and the retry must send them,
+    although Redis says they were claimed already."""
+    from storage import StorageError
+
+    _publish(runtime, _source(site))
+    home, article = site.url("t", "/"), site.url("t", "/a.html")
+
+    def down(*_: object, **__: object) -> None:
+        raise StorageError("recording queued URLs failed: the database is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(runtime.store), "add_queued", down)
+        with pytest.raises(StorageError):
+            _visit(runtime, home, run=time.time(), revisit=True)
+    assert _queued(client) == [] and runtime.state.is_claimed(article)
+    assert _visit(runtime, home, run=time.time(), revisit=True, retried=True) == "fetched"
+    assert article in {args[0] for args, _ in _queued(client)}
+    with open_store(runtime.settings.database_url) as store:
+        queued = store.get_url(article)
+    assert queued is not None and queued.status == UrlStatus.QUEUED

@@ -326,8 +326,11 @@ class _HopGate:
         await start_request(self.rt.state, host, delay)
 
 
-async def visit_page(rt: Runtime, visit: Visit) -> Result:
-    """Visit one page (see the module docstring). Raises only for infrastructure failures."""
+async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Result:
+    """Visit one page (see the module docstring). Raises only for infrastructure failures.
+
+    ``retried``: this message is a retry of one that did not finish (an infrastructure failure
+    may have cut it short after its links were claimed and before they were queued)."""
     state, store = rt.state, rt.store
     source = rt.sources.get(visit.source_id)
     if source is None:
@@ -361,7 +364,7 @@ async def visit_page(rt: Runtime, visit: Visit) -> Result:
                 )
             )
             return Result("worker_lost")
-        return await _visit(rt, visit, source, previous, redelivered=deliveries > 1)
+        return await _visit(rt, visit, source, previous, redelivered=deliveries > 1 or retried)
     finally:
         state.finish_delivery(visit.url)
 
@@ -518,18 +521,30 @@ def _queue_links(
         else:
             first.append(link)
     state = rt.state
+    claimed_first = state.claim_many(first)
+    claimed_per_run = (
+        state.claim_for_run(source.id, visit.run, per_run) if visit.run is not None and per_run else []
+    )
+    unsent: set[str] = set()
+    if redelivered:
+        # An earlier delivery of this very visit may have claimed links and died (or lost the
+        # store) before their messages were sent: a claimed link the store has not seen, or has
+        # only as queued, is sent again (a message too many costs a skipped task).
+        taken = [link for link, ok in zip(first, claimed_first, strict=True) if not ok]
+        taken += [link for link, ok in zip(per_run, claimed_per_run, strict=True) if not ok]
+        known_states = rt.store.get_urls(taken) if taken else {}
+        unsent = {
+            link
+            for link in taken
+            if link not in known_states or known_states[link].status == UrlStatus.QUEUED
+        }
     queued = [
         Visit(link, source.id, depth, run=visit.run)
-        for link, ok in zip(first, state.claim_many(first), strict=True)
-        if ok or (redelivered and rt.store.get_url(link) is None)
+        for link, ok in zip(first, claimed_first, strict=True)
+        if ok or link in unsent
     ]
     if visit.run is not None and per_run:
-        claimed = state.claim_for_run(source.id, visit.run, per_run)
-        fresh = [
-            link
-            for link, ok in zip(per_run, claimed, strict=True)
-            if ok or (redelivered and rt.store.get_url(link) is None)
-        ]
+        fresh = [link for link, ok in zip(per_run, claimed_per_run, strict=True) if ok or link in unsent]
         # A list page seen before is re-visited when its own next visit has come, not whenever
         # a page links to it. Asked once per list page and run: later links find it claimed.
         known, now = rt.store.get_urls(fresh) if fresh else {}, utcnow()
@@ -572,7 +587,7 @@ def fetch_page(
     rt = runtime()
     visit = Visit(url, source_id, int(depth), int(attempt), run, bool(revisit))
     try:
-        result = rt.run(visit_page(rt, visit))
+        result = rt.run(visit_page(rt, visit, retried=bool(self.request.retries)))
     except INFRA_ERRORS as exc:
         log.warning("infrastructure failure on %s (%s); retrying", url, exc)
         raise self.retry(
