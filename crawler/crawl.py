@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from crawler.dedup import DEFAULT_PARAMS, Fingerprint
 from crawler.document import Document, utcnow
-from crawler.errors import FetchError, HTTPStatusError, InvalidURL
+from crawler.errors import FetchError, InvalidURL
 from crawler.fetch import Fetcher, FetchLimits, make_client
 from crawler.links import PageKind, Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
@@ -353,8 +353,6 @@ class EmbeddedCrawl:
                 result = await self._fetcher.fetch(
                     url, headers=conditional_headers(previous), claim=self._claim
                 )
-            if result.not_modified and previous is None:
-                raise HTTPStatusError("HTTP 304 to a request that was not conditional", url=url, status=304)
         except FetchError as exc:
             self._record_failure(url, source_id, depth, exc)
             return

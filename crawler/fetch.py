@@ -288,6 +288,10 @@ async def _drain(response: httpx.Response) -> None:
             pass  # the status is what matters; a broken error body changes nothing
 
 
+def _is_conditional(headers: dict[str, str]) -> bool:
+    return any(name.lower() in ("if-none-match", "if-modified-since") for name in headers)
+
+
 def _looks_like_html(start: bytes) -> bool:
     head = start[:1024].lstrip().lower()
     return any(marker in head for marker in _HTML_SNIFF)
@@ -371,7 +375,7 @@ class Fetcher:
             check_literal_host(httpx.URL(url).host)
         try:
             async with self.client.stream("GET", url, headers=headers) as response:
-                return await self._handle(url, response)
+                return await self._handle(url, response, conditional=_is_conditional(headers))
         except FetchError:
             raise
         except httpx.TimeoutException as exc:
@@ -381,7 +385,9 @@ class Fetcher:
         except (httpx.TransportError, OSError) as exc:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}", url=url) from exc
 
-    async def _handle(self, url: str, response: httpx.Response) -> FetchResult | tuple[int, str]:
+    async def _handle(
+        self, url: str, response: httpx.Response, *, conditional: bool
+    ) -> FetchResult | tuple[int, str]:
         status = response.status_code
         if status in _REDIRECT_STATUSES or status >= 400 or status == 304:
             await _drain(response)
@@ -397,6 +403,8 @@ class Fetcher:
         etag = response.headers.get("etag")
         last_modified = response.headers.get("last-modified")
         if status == 304:
+            if not conditional:  # "not modified" since when? We sent no validator.
+                raise HTTPStatusError("HTTP 304 to a request that was not conditional", url=url, status=304)
             return FetchResult(url, url, status, mime, charset, b"", etag=etag, last_modified=last_modified)
         if status >= 400 or status < 200 or status in (204, 205):
             raise HTTPStatusError(f"HTTP {status}", url=url, status=status)

@@ -304,3 +304,20 @@ def test_per_origin_transport_keeps_one_pool_per_origin_and_bounds_them() -> Non
         (3, ["http://b/1"]),
         (100, ["https://a/1", "http://c/1"]),
     ]
+
+
+def test_a_304_is_a_result_only_when_the_request_was_conditional() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(304, headers={"etag": '"v2"'})
+
+    async def go(headers: dict[str, str]) -> object:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await Fetcher(client, LIMITS, block_private=False).fetch(
+                "http://site.test/a", headers=headers
+            )
+
+    result = asyncio.run(go({"If-None-Match": '"v1"'}))
+    assert result.not_modified and result.etag == '"v2"'  # type: ignore[attr-defined]
+    with pytest.raises(HTTPStatusError) as info:
+        asyncio.run(go({}))
+    assert info.value.status == 304 and "not conditional" in str(info.value)

@@ -52,7 +52,7 @@ from celery.utils.log import get_task_logger
 
 from crawler.dedup import Fingerprint
 from crawler.document import utcnow
-from crawler.errors import DisallowedByRobots, FetchError, HTTPStatusError, InvalidURL, TransientFetchError
+from crawler.errors import DisallowedByRobots, FetchError, InvalidURL, TransientFetchError
 from crawler.fetch import Fetcher, FetchLimits, FetchResult, make_client
 from crawler.links import PageKind, Scope
 from crawler.pipeline import process_page
@@ -418,8 +418,6 @@ async def _visit(
             result = await fetcher.fetch(
                 url, headers=conditional_headers(previous), claim=_redirect_claim(state, visit)
             )
-            if result.not_modified and previous is None:
-                raise HTTPStatusError("HTTP 304 to a request that was not conditional", url=url, status=304)
         finally:
             state.release(host, grant.token)
     except DisallowedByRobots as exc:
