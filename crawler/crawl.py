@@ -38,20 +38,19 @@ from crawler.dedup import DEFAULT_PARAMS, Fingerprint
 from crawler.document import Document, utcnow
 from crawler.errors import FetchError, InvalidURL
 from crawler.fetch import Fetcher, FetchLimits, make_client
-from crawler.links import PageKind, Scope
+from crawler.links import Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.politeness import HostThrottle
-from crawler.recrawl import conditional_headers, is_due, not_modified_state, schedule_visit
+from crawler.recrawl import conditional_headers, is_due
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
 from crawler.visit import (
     failure_state,
-    fetched_state,
     host_concurrency,
     host_delay,
     page_job,
-    redirect_state,
+    visit_state,
 )
 from storage.models import UrlState, UrlStatus
 
@@ -357,26 +356,12 @@ class EmbeddedCrawl:
             self._record_failure(url, source_id, depth, exc)
             return
         kind = scope.judge(url, depth).kind
-        policy = source.revisit.policy()
-        is_list = kind is PageKind.LIST
-        now = utcnow()
-        if result.not_modified:
-            assert previous is not None
-            self.stats.not_modified += 1
-            state = not_modified_state(
-                previous,
-                source=source_id,
-                depth=depth,
-                etag=result.etag,
-                last_modified=result.last_modified,
-                now=now,
-            )
-            self._record(schedule_visit(state, previous, is_list=is_list, policy=policy, now=now))
-            return
-        if result.is_redirect:
-            self.stats.redirects_skipped += 1
-            state = redirect_state(url, source_id, depth, result, now=now)
-            self._record(schedule_visit(state, previous, is_list=is_list, policy=policy, now=now))
+        if result.not_modified or result.is_redirect:
+            if result.not_modified:
+                self.stats.not_modified += 1
+            else:
+                self.stats.redirects_skipped += 1
+            self._record(visit_state(url, source, depth, result, previous, kind=kind, now=utcnow()))
             return
         self.stats.pages_fetched += 1
         self.stats.bytes_fetched += len(result.body)
@@ -395,8 +380,9 @@ class EmbeddedCrawl:
             self._offer(link, source_id, depth + 1)
         if outcome.error_reason:
             self.stats.errors[outcome.error_reason] += 1
-        state = fetched_state(url, source_id, depth, result, outcome, fetched_at=job.fetched_at)
-        schedule_visit(state, previous, is_list=is_list, policy=policy, now=job.fetched_at)
+        state = visit_state(
+            url, source, depth, result, previous, kind=kind, outcome=outcome, now=job.fetched_at
+        )
         await self._writes.put((state, outcome if outcome.document is not None else None))
 
     async def _configure_host(self, host: str, url: str, source: Source) -> None:

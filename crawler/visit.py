@@ -21,7 +21,7 @@ from crawler.errors import DisallowedByRobots, FetchError, ServerError
 from crawler.fetch import FetchResult
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome
-from crawler.recrawl import links_digest
+from crawler.recrawl import links_digest, not_modified_state, schedule_visit
 from crawler.robots import ROBOTS_FAILURE_TTL
 from crawler.sources import Source
 from crawler.urls import DEFAULT_MAX_URL_LENGTH
@@ -181,6 +181,43 @@ def fetched_state(
     elif not outcome.error_reason:
         state.content_hash = links_digest(outcome.links)
     return state
+
+
+def visit_state(
+    url: str,
+    source: Source,
+    depth: int,
+    result: FetchResult,
+    previous: UrlState | None,
+    *,
+    kind: PageKind,
+    now: datetime,
+    outcome: PageOutcome | None = None,
+    attempts: int = 1,
+) -> UrlState:
+    """The record of a visit the server answered, with the URL's next visit scheduled
+    (:mod:`crawler.recrawl`): ``not_modified`` for a 304 (the text we hold stays), ``redirected``
+    for a redirect that was not followed, else :func:`fetched_state` of the page's ``outcome``."""
+    if result.not_modified:
+        assert previous is not None  # the fetcher refuses a 304 to a request without validators
+        state = not_modified_state(
+            previous,
+            source=source.id,
+            depth=depth,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            now=now,
+            attempts=attempts,
+        )
+    elif result.is_redirect:
+        state = redirect_state(url, source.id, depth, result, attempts=attempts, now=now)
+    elif outcome is None:
+        raise ValueError(f"a fetched page needs its extraction outcome: {url}")
+    else:
+        state = fetched_state(url, source.id, depth, result, outcome, attempts=attempts, fetched_at=now)
+    return schedule_visit(
+        state, previous, is_list=kind is PageKind.LIST, policy=source.revisit.policy(), now=now
+    )
 
 
 def already_done(state: UrlState | None, since: float | None = None) -> bool:

@@ -56,7 +56,7 @@ from crawler.errors import DisallowedByRobots, FetchError, InvalidURL, Transient
 from crawler.fetch import Fetcher, FetchLimits, FetchResult, make_client
 from crawler.links import PageKind, Scope
 from crawler.pipeline import process_page
-from crawler.recrawl import conditional_headers, is_due, not_modified_state, schedule_visit
+from crawler.recrawl import conditional_headers, is_due
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
@@ -64,13 +64,12 @@ from crawler.visit import (
     RetryPolicy,
     already_done,
     failure_state,
-    fetched_state,
     host_concurrency,
     host_delay,
     page_job,
-    redirect_state,
     retry_delay,
     retry_pending_state,
+    visit_state,
 )
 from settings import get_settings
 from storage import StorageError, Store, UrlState, UrlStatus, open_store
@@ -454,24 +453,12 @@ def _handle_page(
 ) -> Result:
     store, url, depth, attempts = rt.store, visit.url, visit.depth, visit.attempt + 1
     verdict = scope.judge(url, depth)
-    is_list, policy, now = verdict.kind is PageKind.LIST, source.revisit.policy(), utcnow()
-    if result.not_modified:
-        assert previous is not None
-        unchanged = not_modified_state(
-            previous,
-            source=source.id,
-            depth=depth,
-            etag=result.etag,
-            last_modified=result.last_modified,
-            now=now,
-            attempts=attempts,
+    if result.not_modified or result.is_redirect:
+        answered = visit_state(
+            url, source, depth, result, previous, kind=verdict.kind, attempts=attempts, now=utcnow()
         )
-        store.record_url(schedule_visit(unchanged, previous, is_list=is_list, policy=policy, now=now))
-        return Result("not_modified")
-    if result.is_redirect:
-        redirected = redirect_state(url, source.id, depth, result, attempts=attempts, now=now)
-        store.record_url(schedule_visit(redirected, previous, is_list=is_list, policy=policy, now=now))
-        return Result("redirected")
+        store.record_url(answered)
+        return Result("not_modified" if result.not_modified else "redirected")
     job = page_job(
         url,
         result,
@@ -484,10 +471,17 @@ def _handle_page(
     )
     outcome = process_page(job)
     queued = _queue_links(rt, visit, source, scope, outcome.links, redelivered=redelivered)
-    page_state = fetched_state(
-        url, source.id, depth, result, outcome, attempts=attempts, fetched_at=job.fetched_at
+    page_state = visit_state(
+        url,
+        source,
+        depth,
+        result,
+        previous,
+        kind=verdict.kind,
+        outcome=outcome,
+        attempts=attempts,
+        now=job.fetched_at,
     )
-    schedule_visit(page_state, previous, is_list=is_list, policy=policy, now=job.fetched_at)
     if outcome.document is not None:
         # One story, one document: the store decides exact and near copies against every
         # earlier document (the LSH index is in PostgreSQL, shared by all workers).
