@@ -223,41 +223,40 @@ class EmbeddedCrawl:
             self.seen.add(url)  # visited by an earlier crawl, and its next visit has not come
             self.stats.skipped["not_due"] += 1
             return False
-        if self._claim(url):
-            self._queue.put_nowait(_Item(depth, next(self._seq), url, source_id))
-            self.stats.queued += 1
-            return True
-        return False
+        return self._enqueue(url, source_id, depth)
+
+    def _enqueue(self, url: str, source_id: str, depth: int) -> bool:
+        if not self._claim(url):
+            return False
+        self._queue.put_nowait(_Item(depth, next(self._seq), url, source_id))
+        self.stats.queued += 1
+        return True
 
     def _load_known(self) -> None:
-        """Read what earlier crawls recorded about the sources' URLs, and queue the ones due."""
+        """Read what earlier crawls recorded about the sources' URLs, and queue the ones to visit
+        again now (:meth:`_resumes`)."""
         self._now = utcnow()
         for source_id in self.sources:
             for state in self.store.iter_urls(source=source_id):
                 self.known[state.url] = state
         for state in sorted(self.known.values(), key=lambda s: (s.depth, s.url)):
-            if state.source not in self.sources:
-                continue
-            due = self.options.revisit_all or is_due(
-                state, self._now, retry_failed=self.options.retry_failed
-            )
-            if due and state.status != UrlStatus.FAILED_PERMANENT and self._offer_known(state):
+            assert state.source is not None  # loaded by source
+            if (
+                self._resumes(state)
+                and self.scopes[state.source].judge(state.url, state.depth).follow
+                and self._enqueue(state.url, state.source, state.depth)
+            ):
                 self.stats.resumed += 1
 
-    def _offer_known(self, state: UrlState) -> bool:
-        assert state.source is not None
-        if state.status == UrlStatus.FAILED_TRANSIENT and not self.options.retry_failed:
+    def _resumes(self, state: UrlState) -> bool:
+        """Whether a known URL is visited again from the start of this crawl: never after a
+        permanent failure, a robots.txt refusal or leaving the scope; after a transient failure
+        only when retries are asked for; otherwise when due, or always with ``revisit_all``."""
+        if state.status in (UrlStatus.FAILED_PERMANENT, UrlStatus.DISALLOWED, UrlStatus.OUT_OF_SCOPE):
             return False
-        if state.status in (UrlStatus.DISALLOWED, UrlStatus.OUT_OF_SCOPE):
-            return False
-        verdict = self.scopes[state.source].judge(state.url, state.depth)
-        if not verdict.follow:
-            return False
-        if self._claim(state.url):
-            self._queue.put_nowait(_Item(state.depth, next(self._seq), state.url, state.source))
-            self.stats.queued += 1
-            return True
-        return False
+        if state.status == UrlStatus.FAILED_TRANSIENT:
+            return self.options.retry_failed
+        return self.options.revisit_all or is_due(state, self._now)
 
     # -- run --------------------------------------------------------------------------------------
 
