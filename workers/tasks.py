@@ -512,7 +512,7 @@ def _queue_links(
             per_run.append(link)
         else:
             first.append(link)
-    state = rt.state
+    state, now = rt.state, utcnow()
     claimed_first = state.claim_many(first)
     claimed_per_run = (
         state.claim_for_run(source.id, visit.run, per_run) if visit.run is not None and per_run else []
@@ -524,7 +524,7 @@ def _queue_links(
         # only as queued, is sent again (a message too many costs a skipped task).
         taken = [link for link, ok in zip(first, claimed_first, strict=True) if not ok]
         taken += [link for link, ok in zip(per_run, claimed_per_run, strict=True) if not ok]
-        known_states = rt.store.get_urls(taken) if taken else {}
+        known_states = rt.store.get_urls(taken)
         unsent = {
             link
             for link in taken
@@ -539,7 +539,7 @@ def _queue_links(
         fresh = [link for link, ok in zip(per_run, claimed_per_run, strict=True) if ok or link in unsent]
         # A list page seen before is re-visited when its own next visit has come, not whenever
         # a page links to it. Asked once per list page and run: later links find it claimed.
-        known, now = rt.store.get_urls(fresh) if fresh else {}, utcnow()
+        known = rt.store.get_urls(fresh)
         queued += [
             Visit(link, source.id, depth, run=visit.run, revisit=True)
             for link in fresh
@@ -547,7 +547,6 @@ def _queue_links(
         ]
     # The database learns of every URL before the broker does (insert-if-absent: a known URL
     # keeps its state): a message the broker loses is found QUEUED by the next run and re-sent.
-    now = utcnow()
     rt.store.add_queued(
         [UrlState(v.url, source.id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
     )
