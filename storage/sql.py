@@ -567,7 +567,6 @@ class Store:
             if self.dialect == "postgresql":
                 conn.execute(select(func.pg_advisory_xact_lock(_PG_SCHEMA_LOCK_KEY)))
             metadata.create_all(conn, checkfirst=True)
-            _add_missing_columns(conn)
             current = conn.scalar(select(func.max(schema_version.c.version)))
             if current is None:
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
@@ -580,7 +579,8 @@ class Store:
                 # 1 -> 2 only added tables, which create_all just made. Documents stored by
                 # version 1 keep their old content_hash and have no LSH bands: they are not
                 # found as stories of later copies until re-crawled (see the README).
-                # 2 -> 3 only added nullable or defaulted columns (_add_missing_columns).
+                # 2 -> 3 only added nullable or defaulted columns (and their indexes).
+                _add_missing_columns(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
         self._write("opening the store", create)
