@@ -129,15 +129,22 @@ class Cluster:
         self.processes: list[ClusterProcess] = []
         self.flower_port: int | None = None
 
-    def _start(self, name: str, argv: list[str]) -> ClusterProcess:
-        process = ClusterProcess(name, argv, self.env, self.log_dir / f"{name}.log")
+    #: The Celery app the workers run.
+    app = "workers.app"
+
+    def _start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> ClusterProcess:
+        process = ClusterProcess(name, argv, self.env if env is None else env, self.log_dir / f"{name}.log")
         self.processes.append(process)
         return process
 
     def worker(self, name: str, *, concurrency: int = 1, extra: list[str] | None = None) -> ClusterProcess:
-        argv = [CELERY, "-A", "workers.app", "worker", "--pool", "prefork", "-c", str(concurrency)]
+        argv = [CELERY, "-A", self.app, "worker", "--pool", "prefork", "-c", str(concurrency)]
         argv += ["-n", f"{name}@%h", "-l", "info", "--without-mingle", *(extra or [])]
-        return self._start(name, argv)
+        return self._start(name, argv, self.worker_env(name))
+
+    def worker_env(self, name: str) -> Mapping[str, str]:
+        """The environment of worker ``name``."""
+        return self.env
 
     def beat(self, schedule_file: Path) -> ClusterProcess:
         argv = [CELERY, "-A", "workers.app", "beat", "-l", "info", "--schedule", str(schedule_file)]

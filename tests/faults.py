@@ -29,14 +29,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from tests.cluster import CELERY, Cluster, ClusterProcess, wait_for
+from tests.cluster import Cluster, ClusterProcess, wait_for
 
 #: Environment of a ``tests.faults:fault_app`` worker: the broker's visibility timeout (seconds).
 VISIBILITY_ENV = "FAULTS_VISIBILITY_TIMEOUT"
@@ -205,13 +205,13 @@ class FaultCluster(Cluster):
     """A :class:`Cluster` whose workers run ``tests.faults:fault_app`` and send a User-Agent
     naming the worker (so the sample web knows which worker made a request)."""
 
+    app = "tests.faults:fault_app"
+
     def worker(self, name: str, *, concurrency: int = 1, extra: list[str] | None = None) -> ClusterProcess:
-        argv = [CELERY, "-A", "tests.faults:fault_app", "worker", "--pool", "prefork", "-c", str(concurrency)]
-        argv += ["-n", f"{name}@%h", "-l", "info", "--without-mingle", "--without-gossip", *(extra or [])]
-        env = {**self.env, "CRAWLER_USER_AGENT": user_agent(name)}
-        process = ClusterProcess(name, argv, env, self.log_dir / f"{name}.log")
-        self.processes.append(process)
-        return process
+        return super().worker(name, concurrency=concurrency, extra=["--without-gossip", *(extra or [])])
+
+    def worker_env(self, name: str) -> Mapping[str, str]:
+        return {**self.env, "CRAWLER_USER_AGENT": user_agent(name)}
 
     def by_name(self, name: str) -> ClusterProcess:
         return next(p for p in self.processes if p.name == name)
