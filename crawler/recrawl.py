@@ -148,11 +148,17 @@ def conditional_headers(state: UrlState | None) -> dict[str, str]:
     if state is None or state.status not in _VALIDATED_STATES or state.content_hash is None:
         return {}
     headers: dict[str, str] = {}
-    if state.etag:
+    if state.etag and _sendable(state.etag):
         headers["If-None-Match"] = state.etag
-    if state.last_modified:
+    if state.last_modified and _sendable(state.last_modified):
         headers["If-Modified-Since"] = state.last_modified
     return headers
+
+
+def _sendable(value: str) -> bool:
+    """A validator we can send back: printable ASCII (a server may send Latin-1 bytes in an
+    ETag; httpx refuses to encode them, and the visit would fail every time)."""
+    return value.isascii() and value.isprintable()
 
 
 def not_modified_state(
