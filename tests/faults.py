@@ -277,14 +277,17 @@ class Trap:
         self._respond = web.respond
         self._lock = threading.Lock()
         self._armed = False
+        self._site: str | None = None
         self._sprung = threading.Event()
         self.caught: list[Sprung] = []
         web.respond = self.respond
 
-    def arm(self) -> None:
+    def arm(self, site: str | None = None) -> None:
+        """Hold the next article request (on ``site`` only, when given)."""
         with self._lock:
             self._sprung.clear()
             self._armed = True
+            self._site = site
 
     def disarm(self) -> None:
         with self._lock:
@@ -294,7 +297,7 @@ class Trap:
         hit = None
         if (request.site, request.target) in self.web.articles:
             with self._lock:
-                if self._armed:
+                if self._armed and self._site in (None, request.site):
                     self._armed = False
                     hit = Sprung(
                         worker_of(request.headers.get("user-agent", "")), request.site, request.target

@@ -178,6 +178,22 @@ def test_concurrency_cap_and_leases(state: CrawlState) -> None:
     assert state.try_start("cap.test", delay=0, max_wait=1, cap=2, lease=0.2).granted
 
 
+def test_a_redelivered_page_takes_over_the_slot_its_killed_delivery_left(state: CrawlState) -> None:
+    # Two deliveries killed mid-fetch (never released): the host is full for everyone else...
+    killed = [
+        state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder=f"http://held.test/{n}")
+        for n in (1, 2)
+    ]
+    assert all(grant.granted for grant in killed)
+    other = state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/3")
+    assert not other.granted and other.why == "busy"
+    # ...but not for the redelivered pages themselves, which take over their own slots.
+    again = state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/1")
+    assert again.granted and again.token == killed[0].token
+    state.release("held.test", again.token)
+    assert state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/3").granted
+
+
 def test_throttle_keys_expire(state: CrawlState, client: redis.Redis) -> None:
     state.try_start("ttl.test", delay=1.0, max_wait=1.0, cap=1, lease=5)
     for key in state.all_keys():

@@ -72,9 +72,11 @@ local max_wait = tonumber(ARGV[2])
 local cap = tonumber(ARGV[3])
 local lease = tonumber(ARGV[4])
 local grace = tonumber(ARGV[6])
+-- A slot already held under this token was left by an earlier delivery of the same page
+-- (its worker died before releasing it): this delivery takes it over.
 if cap > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= cap then
+  if not redis.call('ZSCORE', KEYS[2], ARGV[5]) and redis.call('ZCARD', KEYS[2]) >= cap then
     return {0, tostring(math.max(delay, 0.25)), 'busy'}
   end
 end
@@ -274,6 +276,7 @@ class CrawlState:
         max_wait: float,
         cap: int = 0,
         lease: float = 300.0,
+        holder: str | None = None,
     ) -> StartGrant:
         """Reserve the start of the next request to ``host`` across all workers.
 
@@ -282,9 +285,11 @@ class CrawlState:
         reserves a start it will not keep; when refused, ``wait`` is the caller's turn in the
         host's virtual queue (successive refusals get turns one ``delay`` apart). With ``cap`` > 0
         a slot (lease of ``lease`` seconds, a bound on a crash's cost) is also taken; release it
-        with :meth:`release`.
+        with :meth:`release`. ``holder`` names the slot (a page's URL): a slot its earlier
+        delivery left behind when its worker was killed is taken over, instead of keeping the
+        host one slot short until the lease ends (two such slots stopped a host with ``cap`` 2).
         """
-        token = uuid.uuid4().hex
+        token = url_digest(holder).hex() if holder is not None else uuid.uuid4().hex
         reply = self._try_start(
             keys=[
                 self._host_key(host, "next"),

@@ -94,6 +94,8 @@ SOURCES_TTL = 30.0
 OVER_BUDGET = "over_budget"
 #: Tries of the final spacing check before a request gives up (and is retried later).
 MAX_GO_TRIES = 50
+#: Seconds a host's request slot outlives the page deadline (the turn's wait, the last spacing).
+SLOT_LEASE_GRACE = 5.0
 #: A task sent away to wait for its host comes back this much before its turn.
 DEFER_EARLY = 0.02
 #: At most this many earlier transient failures are re-tried by one run of a source.
@@ -383,7 +385,10 @@ async def _visit(
             delay=delay,
             max_wait=rt.config.throttle_max_sleep,
             cap=host_concurrency(source, rt.settings.per_host_concurrency),
-            lease=rt.config.task_time_limit,
+            # The slot is held for the fetch alone, which the page deadline bounds: a killed
+            # worker's slot comes back after that, not after the task's time limit.
+            lease=rt.limits.page_deadline + delay + SLOT_LEASE_GRACE,
+            holder=url,
         )
         if not grant.granted:
             # Not our turn for a while: free the worker and come back about when it will be
