@@ -68,7 +68,9 @@ def service_pids() -> list[int]:
 
 
 class DistributedRun:
-    def __init__(self, workdir: Path, seeds: Path, redis_db: int, workers: int = 2) -> None:
+    def __init__(
+        self, workdir: Path, seeds: Path, redis_db: int, workers: int = 2, *, concurrency: int = 1
+    ) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.seeds = seeds
@@ -76,6 +78,7 @@ class DistributedRun:
         self.schema = f"bench_{uuid.uuid4().hex[:12]}"
         self.database = f"{PG_SERVER}?options=-csearch_path%3D{self.schema}"
         self.count = workers
+        self.concurrency = concurrency
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
         self.env = dict(os.environ)
@@ -106,7 +109,16 @@ class DistributedRun:
             conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
         for n in range(1, self.count + 1):
             log = self.workdir / f"worker{n}.log"
-            argv = [str(BIN / "celery"), "-A", "workers.app", "worker", "--pool", "prefork", "-c", "1"]
+            argv = [
+                str(BIN / "celery"),
+                "-A",
+                "workers.app",
+                "worker",
+                "--pool",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+            ]
             argv += ["-n", f"bench{n}@%h", "-l", "info", "--without-mingle"]
             with open(log, "wb") as out:
                 self.procs.append(

@@ -426,7 +426,13 @@ class Bench:
         from bench.cluster import DistributedRun
 
         assert self.seeds is not None
-        cluster = DistributedRun(self.workdir / f"cluster-r{round_}", self.seeds, REDIS_DB, self.args.workers)
+        cluster = DistributedRun(
+            self.workdir / f"cluster-r{round_}",
+            self.seeds,
+            REDIS_DB,
+            self.args.workers,
+            concurrency=self.args.worker_concurrency,
+        )
         result = RunResult("distributed", round_)
         try:
             cluster.start(timeout=min(120.0, self.args.timeout))
@@ -729,6 +735,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(RUNS), help=f"comma-separated subset of {','.join(RUNS)}")
     parser.add_argument("--concurrency", type=int, default=32, help="embedded crawl: requests in flight")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="extraction processes")
+    parser.add_argument(
+        "--worker-concurrency",
+        type=int,
+        default=1,
+        help="distributed crawl: prefork processes per celery worker (-c)",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds any one run may take")
     parser.add_argument("--profile", action="store_true", help="one more embedded run under py-spy")
     parser.add_argument(

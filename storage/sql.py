@@ -664,8 +664,13 @@ class Store:
         *,
         threshold: float = DEFAULT_PARAMS.threshold,
         keep_text: bool = False,
+        states: Sequence[UrlState] = (),
     ) -> list[StoryOutcome]:
         """Store each document as a new story, or record it as a copy of an earlier one.
+
+        ``states``, when given, are the pages' URL states, one per item: each is recorded in
+        the same transaction, as ``duplicate`` when its document turned out a copy (one commit
+        per page instead of two, and never a document without its URL's state).
 
         In order, in one transaction (see the module doc for why it is safe across processes):
         a document whose exact key (``content_hash``) is stored, by another URL, is a copy with
@@ -688,8 +693,16 @@ class Store:
                     text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"),
                     {"keys": keys},
                 )
-            return [self._add_story(conn, doc, fp, threshold, keep_text) for doc, fp in items]
+            outcomes = [self._add_story(conn, doc, fp, threshold, keep_text) for doc, fp in items]
+            if states:
+                for state, outcome in zip(states, outcomes, strict=True):
+                    if outcome.status == "copy":
+                        state.status = UrlStatus.DUPLICATE
+                self._upsert_urls(conn, states)
+            return outcomes
 
+        if states and len(states) != len(items):
+            raise ValueError(f"{len(states)} URL states for {len(items)} documents")
         return self._write("storing documents", work)
 
     def _add_story(
@@ -874,6 +887,10 @@ class Store:
     def record_urls(self, states: Sequence[UrlState]) -> None:
         """Upsert URL states in one transaction: last write wins, except ``attempts`` keeps
         the maximum seen, so a late or replayed report never makes a URL look less tried."""
+        if states:
+            self._write("recording URLs", lambda conn: self._upsert_urls(conn, states))
+
+    def _upsert_urls(self, conn: Connection, states: Sequence[UrlState]) -> None:
         if not states:
             return
         merged: dict[str, dict[str, Any]] = {}
@@ -892,7 +909,7 @@ class Store:
             (excluded.attempts > urls.c.attempts, excluded.attempts), else_=urls.c.attempts
         )
         upsert = stmt.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
-        self._write("recording URLs", lambda conn: conn.execute(upsert, rows))
+        conn.execute(upsert, rows)
 
     def add_queued(self, states: Sequence[UrlState]) -> None:
         """Record URLs as queued unless they have a state already (insert-if-absent): the

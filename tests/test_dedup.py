@@ -34,7 +34,7 @@ from crawler.samplesite.content import (
     with_added_paragraph,
     with_cut_paragraph,
 )
-from storage import Store, open_store
+from storage import Store, UrlState, UrlStatus, open_store
 
 S004 = "s004-sichuan-guangan-consultation"
 
@@ -155,6 +155,23 @@ def test_store_keeps_one_document_per_story_and_records_copies(store: Store) -> 
     assert store.count_copies() == 4 and again["https://repost/b"].text.startswith(
         to_traditional(article.text, key=S004)[:10]
     )
+
+
+def test_pages_url_states_are_recorded_with_their_stories(store: Store) -> None:
+    article = get_article(S004)
+    pages = [
+        _doc("https://sckjt/a", article.text),
+        _doc("https://repost/b", to_traditional(article.text, key=S004)),
+    ]
+    states = [UrlState(doc.url, "s", UrlStatus.FETCHED, 1, content_hash=doc.content_hash) for doc, _ in pages]
+    with pytest.raises(ValueError):
+        store.add_stories(pages, states=states[:1])
+    assert store.count_documents() == 0 and store.get_url("https://sckjt/a") is None
+    results = store.add_stories(pages, states=states)
+    assert [r.status for r in results] == ["stored", "copy"]
+    recorded = store.get_urls([doc.url for doc, _ in pages])
+    assert recorded["https://sckjt/a"].status is UrlStatus.FETCHED
+    assert recorded["https://repost/b"].status is UrlStatus.DUPLICATE
 
 
 def test_an_edited_page_is_a_new_version_not_a_copy_of_itself(store: Store) -> None:

@@ -489,16 +489,17 @@ def _handle_page(
     )
     if outcome.document is not None:
         # One story, one document: the store decides exact and near copies against every
-        # earlier document (the LSH index is in PostgreSQL, shared by all workers).
+        # earlier document (the LSH index is in PostgreSQL, shared by all workers), and records
+        # the URL's state (``duplicate`` for a copy) in the same transaction.
         fingerprint = outcome.fingerprint or Fingerprint.of(outcome.document.text)
-        story = store.add_stories(
+        store.add_stories(
             [(outcome.document, fingerprint)],
             threshold=rt.settings.near_dup_threshold,
             keep_text=rt.settings.keep_duplicate_text,
-        )[0]
-        if story.status == "copy":
-            page_state.status = UrlStatus.DUPLICATE
-    store.record_url(page_state)
+            states=[page_state],
+        )
+    else:
+        store.record_url(page_state)
     return Result(page_state.status.value, queued=queued)
 
 
