@@ -678,7 +678,8 @@ class Store:
         LSH bands give candidates, filtered by their signature estimate and confirmed by the
         exact Jaccard of the shingle sets (``>= threshold``); the most similar wins. A candidate
         stored by the same URL is skipped (an edited page is a new version, not a copy). Copies
-        keep their text only if ``keep_text``.
+        keep their text only if ``keep_text``. A fingerprint may come without its shingles
+        (empty): they are recomputed from the document's text when a candidate needs them.
         """
         if not items:
             return []
@@ -716,7 +717,7 @@ class Store:
             if exact.rank == 0 and exact.url == doc.url:
                 return StoryOutcome("unchanged")
             return self._record_copy(conn, row, exact.story, 1.0, keep_text)
-        best = self._best_candidate(conn, doc.url, fp, threshold)
+        best = self._best_candidate(conn, doc, fp, threshold)
         if best is not None:
             return self._record_copy(conn, row, best[0], best[1], keep_text)
         # A new text for a URL that stored one before: the article changed. The new text is
@@ -806,9 +807,14 @@ class Store:
         return int(doc_id)
 
     def _best_candidate(
-        self, conn: Connection, url: str, fp: Fingerprint, threshold: float
+        self, conn: Connection, doc: Document, fp: Fingerprint, threshold: float
     ) -> tuple[str, float] | None:
-        """The most similar stored story at or above ``threshold``: (content_hash, similarity)."""
+        """The most similar stored story at or above ``threshold``: (content_hash, similarity).
+
+        ``fp.shingles`` may be empty (a caller that keeps many fingerprints waiting drops them):
+        they are then recomputed from ``doc.text``, only if a candidate passes the estimate.
+        """
+        url = doc.url
         ids = select(near_dup_bands.c.document_id).where(near_dup_bands.c.band_key.in_(sorted(set(fp.bands))))
         rows = conn.execute(
             select(documents.c.id, documents.c.url, document_signatures.c.signature)
@@ -826,6 +832,7 @@ class Store:
         if not likely:
             return None
         best: tuple[str, float] | None = None
+        mine = set(fp.shingles) or shingle_hashes(dedup_key(doc.text), DEFAULT_PARAMS.shingle)
         for r in conn.execute(
             select(documents.c.content_hash, documents.c.text)
             .where(documents.c.id.in_(likely))
@@ -833,7 +840,7 @@ class Store:
         ):
             # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
             # that passed the estimate: cheaper than storing ~4 KB of shingles per document.
-            sim = jaccard(set(fp.shingles), shingle_hashes(dedup_key(r.text), DEFAULT_PARAMS.shingle))
+            sim = jaccard(mine, shingle_hashes(dedup_key(r.text), DEFAULT_PARAMS.shingle))
             if sim >= threshold and (best is None or sim > best[1]):
                 best = (r.content_hash, sim)
         return best
