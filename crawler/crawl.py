@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 _WRITE_BATCH = 200
 _WRITE_INTERVAL = 0.5
+_MAX_WAITING_DOCUMENTS = 128
+_WRITE_BATCH_DOCUMENTS = _MAX_WAITING_DOCUMENTS // 2  # one batch is stored while the next fills
 _EXTRACT_GRACE = 10.0
 _MAX_REJECTED_MEMO = 100_000  # per source: links judged out of scope that are not judged again
 
@@ -178,6 +180,9 @@ class EmbeddedCrawl:
         self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self._writes: asyncio.Queue[tuple[UrlState, PageOutcome | None] | None] = asyncio.Queue()
+        # Documents waiting for the writer: bounded, so that a writer slower than extraction
+        # (its near-duplicate checks grow with the store) slows the crawl instead of growing it.
+        self._write_room = asyncio.Semaphore(_MAX_WAITING_DOCUMENTS)
         self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
         self._delay_set: set[str] = set()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
@@ -289,7 +294,11 @@ class EmbeddedCrawl:
             writer = asyncio.create_task(self._writer())
             tasks = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
             try:
-                await self._queue.join()
+                joined = asyncio.create_task(self._queue.join())
+                await asyncio.wait({joined, writer}, return_when=asyncio.FIRST_COMPLETED)
+                if not joined.done():  # the writer failed: the store's error ends the crawl
+                    joined.cancel()
+                    writer.result()
             finally:
                 for task in tasks:
                     task.cancel()
@@ -389,6 +398,8 @@ class EmbeddedCrawl:
         state = visit_state(
             url, source, depth, result, previous, kind=kind, outcome=outcome, now=job.fetched_at
         )
+        if outcome.document is not None:
+            await self._write_room.acquire()  # released once the writer has stored it
         await self._writes.put((state, outcome if outcome.document is not None else None))
 
     async def _configure_host(self, host: str, url: str, source: Source) -> None:
@@ -442,8 +453,9 @@ class EmbeddedCrawl:
                 done = True
             else:
                 batch.append(item)
+                documents = int(item[1] is not None)
                 deadline = time.monotonic() + _WRITE_INTERVAL
-                while len(batch) < _WRITE_BATCH:
+                while len(batch) < _WRITE_BATCH and documents < _WRITE_BATCH_DOCUMENTS:
                     timeout = deadline - time.monotonic()
                     if timeout <= 0:
                         break
@@ -455,10 +467,13 @@ class EmbeddedCrawl:
                         done = True
                         break
                     batch.append(item)
+                    documents += item[1] is not None
             if batch:
                 stored, versions, duplicates, unchanged = await asyncio.get_running_loop().run_in_executor(
                     self._write_thread, self._flush, batch
                 )
+                for _ in range(documents):
+                    self._write_room.release()
                 self.stats.documents_stored += stored
                 self.stats.versions += versions
                 self.stats.duplicates += duplicates

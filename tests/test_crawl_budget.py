@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from crawler.crawl import CrawlOptions, EmbeddedCrawl
+import pytest
+
+from crawler import crawl as crawl_module
+from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
 from crawler.fetch import FetchLimits
 from crawler.samplesite import build_site, serve_site
-from storage import UrlStatus, open_store
+from storage import StorageError, UrlStatus, open_store
 
 
 def crawl(tmp_path: Path, *, source_pages: int | None, crawl_pages: int | None) -> tuple[int, int, int]:
@@ -40,3 +44,52 @@ def test_a_sources_own_budget_bounds_the_pages_fetched(tmp_path: Path) -> None:
 def test_the_crawl_budget_applies_on_top(tmp_path: Path) -> None:
     _, queued, requested = crawl(tmp_path, source_pages=50, crawl_pages=4)
     assert requested == 4 and queued > 0
+
+
+# -- the writer's backlog ---------------------------------------------------------------------------
+
+
+class FailingStore:
+    """A store whose document writes fail (a full disk, a dropped database)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def add_stories(self, *args: Any, **kwargs: Any) -> Any:
+        raise StorageError("storing documents failed: disk full")
+
+
+def _crawl_with(store: Any, site: Any) -> CrawlStats:
+    options = CrawlOptions(
+        concurrency=4,
+        allow_private_networks=True,
+        extract_workers=1,
+        limits=FetchLimits(user_agent="policy-crawler-test/1"),
+    )
+    source = site.source(per_host_delay=0.0)
+    return asyncio.run(asyncio.wait_for(EmbeddedCrawl([source], store, options).run(), 120))
+
+
+def test_a_small_writer_backlog_still_stores_every_document(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(crawl_module, "_MAX_WAITING_DOCUMENTS", 2)
+    monkeypatch.setattr(crawl_module, "_WRITE_BATCH_DOCUMENTS", 1)
+    with (
+        serve_site(build_site(crawl_delay=0.0)) as site,
+        open_store(f"sqlite:///{tmp_path / 's.db'}") as store,
+    ):
+        stats = _crawl_with(store, site)
+        assert stats.documents_stored == store.count_documents() > 10
+        assert stats.documents_stored + stats.duplicates == len(site.reachable_urls())
+
+
+def test_a_store_that_fails_ends_the_crawl_with_its_error(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(crawl_module, "_MAX_WAITING_DOCUMENTS", 2)
+    with (
+        serve_site(build_site(crawl_delay=0.0)) as site,
+        open_store(f"sqlite:///{tmp_path / 's.db'}") as store,
+        pytest.raises(StorageError, match="disk full"),
+    ):
+        _crawl_with(FailingStore(store), site)
