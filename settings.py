@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     task_time_limit: float = Field(300.0, gt=0, description="Hard time limit of one task (seconds).")
     task_soft_time_limit: float = Field(240.0, gt=0, description="Soft time limit of one task (seconds).")
     worker_max_tasks_per_child: int = Field(
-        1000, gt=0, description="Worker processes are replaced after this many tasks."
+        20_000, gt=0, description="Worker processes are replaced after this many tasks."
     )
     worker_max_memory_per_child_kb: int = Field(
         512_000, gt=0, description="Worker processes above this resident size (KiB) are replaced."
