@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crawler import links as links_module
 from crawler.links import PageKind, Scope, extract_links
 from crawler.sources import Source
 
@@ -78,6 +79,20 @@ def test_scope_judges_by_source_rules(
 ) -> None:
     verdict = Scope(SOURCE).judge(url, depth)
     assert (verdict.follow, verdict.kind, verdict.reason) == (follow, kind, reason)
+
+
+def test_one_scope_judges_a_url_again_at_each_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict a URL earns on its own is remembered; the depth is judged every time."""
+    monkeypatch.setattr(links_module, "MAX_CACHED_VERDICTS", 2)
+    scope = Scope(SOURCE)
+    article = "http://www.most.gov.cn/kjbgz/t20240315_1.html"
+    for depth, follow in ((2, True), (3, False), (1, True)):
+        verdict = scope.judge(article, depth)
+        assert verdict.follow is follow and verdict.reason == (None if follow else "too_deep")
+    assert scope.judge("http://www.most.gov.cn/about.html", 3).reason == "too_deep"
+    assert scope.judge("http://www.most.gov.cn/admin/t20240315_1.html", 3).reason == "denied"
+    assert scope.judge("http://other.test/a.html", 0).reason == "out_of_scope"  # the memo was full
+    assert scope.judge(article, 0).kind is PageKind.ARTICLE
 
 
 def test_bare_url_source_scopes_to_its_origin() -> None:
