@@ -27,6 +27,7 @@ from crawler.samplesite import (
     SampleWeb,
     html,
     not_found,
+    redirect,
     serve_site,
     server_error,
 )
@@ -64,6 +65,7 @@ def site() -> Iterator[RunningSite]:
             "/b.html": _page("b", text=ARTICLE_TEXT.replace("。", "！")),
             "/boom": server_error(503),
             "/missing": not_found(),
+            "/moved": redirect("/a.html"),
         },
     )
     with serve_site(web) as running:
@@ -371,3 +373,29 @@ def test_a_retried_visit_sends_the_links_an_outage_kept_it_from_queueing(
     with open_store(runtime.settings.database_url) as store:
         queued = store.get_url(article)
     assert queued is not None and queued.status == UrlStatus.QUEUED
+
+
+def test_a_retried_visit_follows_the_redirect_an_outage_kept_it_from_storing(
+    runtime: Runtime, site: RunningSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The visit claims its redirect's target, fetches it, and the store fails before the
+    document is stored: the retry finds the target claimed and must follow it all the same."""
+    from storage import StorageError
+
+    _publish(runtime, _source(site))
+    moved, article = site.url("t", "/moved"), site.url("t", "/a.html")
+
+    def down(*_: object, **__: object) -> None:
+        raise StorageError("storing documents failed: the database is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(runtime.store), "add_stories", down)
+        with pytest.raises(StorageError):
+            _visit(runtime, moved, depth=1)
+    assert runtime.state.is_claimed(article)
+    assert _visit(runtime, moved, depth=1, retried=True) == "fetched"
+    with open_store(runtime.settings.database_url) as store:
+        state = store.get_url(moved)
+        assert state is not None and state.content_hash
+        assert store.get_document(state.content_hash) is not None
+

@@ -38,7 +38,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -420,7 +420,9 @@ async def _visit(
                 block_private=not rt.settings.allow_private_networks,
             )
             result = await fetcher.fetch(
-                url, headers=conditional_headers(previous), claim=_redirect_claim(state, visit)
+                url,
+                headers=conditional_headers(previous),
+                claim=_redirect_claim(rt, visit, redelivered=redelivered),
             )
         finally:
             state.release(host, grant.token)
@@ -437,13 +439,30 @@ async def _visit(
     return _handle_page(rt, visit, source, scope, result, previous, redelivered=redelivered)
 
 
-def _redirect_claim(state: CrawlState, visit: Visit) -> Any:
+def _redirect_claim(rt: Runtime, visit: Visit, *, redelivered: bool) -> Callable[[str], bool]:
     """Who may follow a redirect: a re-visited list page claims its target for the run (the
-    target was visited by an earlier run), any other page claims it for good."""
+    target was visited by an earlier run), any other page claims it for good.
+
+    A redelivered or retried visit also follows a target it finds claimed but the store has not
+    seen, or has only as queued: an earlier delivery of this very visit may have claimed it and
+    died (or lost the store) before storing it (a fetch too many at worst)."""
+    state = rt.state
+    claim: Callable[[str], bool]
     if visit.revisit and visit.run is not None:
         run = visit.run
-        return lambda target: state.claim_for_run(visit.source_id, run, [target])[0]
-    return state.claim
+        claim = lambda target: state.claim_for_run(visit.source_id, run, [target])[0]  # noqa: E731
+    else:
+        claim = state.claim
+    if not redelivered:
+        return claim
+
+    def reclaim(target: str) -> bool:
+        if claim(target):
+            return True
+        known = rt.store.get_url(target)
+        return known is None or known.status == UrlStatus.QUEUED
+
+    return reclaim
 
 
 def _handle_page(
