@@ -439,6 +439,13 @@ async def _visit(
     return _handle_page(rt, visit, source, scope, result, previous, redelivered=redelivered)
 
 
+def _not_yet_visited(known: UrlState | None) -> bool:
+    """A URL a redelivered visit sends (or follows) again although Redis says it was claimed:
+    the store has not seen it, or has it only as queued (its claim may have died with the
+    earlier delivery, before the URL was recorded or its message sent)."""
+    return known is None or known.status == UrlStatus.QUEUED
+
+
 def _redirect_claim(rt: Runtime, visit: Visit, *, redelivered: bool) -> Callable[[str], bool]:
     """Who may follow a redirect: a re-visited list page claims its target for the run (the
     target was visited by an earlier run), any other page claims it for good.
@@ -459,8 +466,7 @@ def _redirect_claim(rt: Runtime, visit: Visit, *, redelivered: bool) -> Callable
     def reclaim(target: str) -> bool:
         if claim(target):
             return True
-        known = rt.store.get_url(target)
-        return known is None or known.status == UrlStatus.QUEUED
+        return _not_yet_visited(rt.store.get_url(target))
 
     return reclaim
 
@@ -550,11 +556,7 @@ def _queue_links(
         taken = [link for link, ok in zip(first, claimed_first, strict=True) if not ok]
         taken += [link for link, ok in zip(per_run, claimed_per_run, strict=True) if not ok]
         known_states = rt.store.get_urls(taken)
-        unsent = {
-            link
-            for link in taken
-            if link not in known_states or known_states[link].status == UrlStatus.QUEUED
-        }
+        unsent = {link for link in taken if _not_yet_visited(known_states.get(link))}
     queued = [
         Visit(link, source.id, depth, run=visit.run)
         for link, ok in zip(first, claimed_first, strict=True)
