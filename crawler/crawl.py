@@ -72,7 +72,12 @@ class DocumentStore(Protocol):
     """What the crawl needs of a store (see :mod:`storage`)."""
 
     def add_stories(
-        self, items: Sequence[tuple[Document, Fingerprint]], *, threshold: float, keep_text: bool
+        self,
+        items: Sequence[tuple[Document, Fingerprint]],
+        *,
+        threshold: float,
+        keep_text: bool,
+        states: Sequence[UrlState] = (),
     ) -> Sequence[StoryOutcome]: ...
 
     def record_urls(self, states: Sequence[UrlState]) -> None: ...
@@ -269,8 +274,7 @@ class EmbeddedCrawl:
         self._pool = self._new_pool()
         limits = self.options.limits
         per_host = max(
-            [self.options.per_host_concurrency]
-            + [s.per_host_concurrency or 0 for s in self.sources.values()]
+            [self.options.per_host_concurrency] + [s.per_host_concurrency or 0 for s in self.sources.values()]
         )
         async with make_client(
             limits,
@@ -480,34 +484,21 @@ class EmbeddedCrawl:
                 self.stats.unchanged += unchanged
 
     def _flush(self, batch: list[tuple[UrlState, PageOutcome | None]]) -> tuple[int, int, int, int]:
-        """Store a batch: new stories, copies of earlier ones (URL state ``duplicate``), re-crawls."""
-        items = [
-            (outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
-            for _, outcome in batch
+        """Store a batch: new stories, copies of earlier ones (URL state ``duplicate``, set by the
+        store in the same transaction), re-crawls; then the states of the pages without a text."""
+        pages = [
+            (state, outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
+            for state, outcome in batch
             if outcome is not None and outcome.document is not None
         ]
-        results = iter(
-            self.store.add_stories(
-                items,
-                threshold=self.options.near_dup_threshold,
-                keep_text=self.options.keep_duplicate_text,
-            )
-            if items
-            else []
+        results = self.store.add_stories(
+            [(document, fingerprint) for _, document, fingerprint in pages],
+            threshold=self.options.near_dup_threshold,
+            keep_text=self.options.keep_duplicate_text,
+            states=[state for state, _, _ in pages],
         )
-        stored = versions = duplicates = unchanged = 0
-        for state, outcome in batch:
-            if outcome is None or outcome.document is None:
-                continue
-            result = next(results)
-            if result.status == "stored":
-                stored += 1
-            elif result.status == "version":
-                versions += 1
-            elif result.status == "copy":
-                duplicates += 1
-                state.status = UrlStatus.DUPLICATE
-            else:
-                unchanged += 1  # this URL stored this very text before: a re-crawl, not a copy
-        self.store.record_urls([state for state, _ in batch])
-        return stored, versions, duplicates, unchanged
+        without_text = [state for state, outcome in batch if outcome is None or outcome.document is None]
+        self.store.record_urls(without_text)
+        counts = Counter(result.status for result in results)
+        # "unchanged": this URL stored this very text before, a re-crawl, not a copy
+        return counts["stored"], counts["version"], counts["copy"], counts["unchanged"]
