@@ -349,24 +349,31 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
     assert _visit(runtime, other, depth=1) == "fetched"
 
 
+def _visit_while_the_store_fails(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, method: str, url: str, **fields: Any
+) -> None:
+    """Visit ``url`` with the store's ``method`` failing as PostgreSQL down would: the visit
+    raises StorageError (the task shell retries it)."""
+    from storage import StorageError
+
+    def down(*_: object, **__: object) -> None:
+        raise StorageError(f"{method} failed: the database is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(type(rt.store), method, down)
+        with pytest.raises(StorageError):
+            _visit(rt, url, **fields)
+
+
 def test_a_retried_visit_sends_the_links_an_outage_kept_it_from_queueing(
     runtime: Runtime, site: RunningSite, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The store fails after the page's links were claimed in Redis and before they were
     recorded and sent (PostgreSQL down): the task is retried, and the retry must send them,
     although Redis says they were claimed already."""
-    from storage import StorageError
-
     _publish(runtime, _source(site))
     home, article = site.url("t", "/"), site.url("t", "/a.html")
-
-    def down(*_: object, **__: object) -> None:
-        raise StorageError("recording queued URLs failed: the database is down")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(type(runtime.store), "add_queued", down)
-        with pytest.raises(StorageError):
-            _visit(runtime, home, run=time.time(), revisit=True)
+    _visit_while_the_store_fails(runtime, monkeypatch, "add_queued", home, run=time.time(), revisit=True)
     assert _queued(client) == [] and runtime.state.is_claimed(article)
     assert _visit(runtime, home, run=time.time(), revisit=True, retried=True) == "fetched"
     assert article in {args[0] for args, _ in _queued(client)}
@@ -380,22 +387,12 @@ def test_a_retried_visit_follows_the_redirect_an_outage_kept_it_from_storing(
 ) -> None:
     """The visit claims its redirect's target, fetches it, and the store fails before the
     document is stored: the retry finds the target claimed and must follow it all the same."""
-    from storage import StorageError
-
     _publish(runtime, _source(site))
     moved, article = site.url("t", "/moved"), site.url("t", "/a.html")
-
-    def down(*_: object, **__: object) -> None:
-        raise StorageError("storing documents failed: the database is down")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(type(runtime.store), "add_stories", down)
-        with pytest.raises(StorageError):
-            _visit(runtime, moved, depth=1)
+    _visit_while_the_store_fails(runtime, monkeypatch, "add_stories", moved, depth=1)
     assert runtime.state.is_claimed(article)
     assert _visit(runtime, moved, depth=1, retried=True) == "fetched"
     with open_store(runtime.settings.database_url) as store:
         state = store.get_url(moved)
         assert state is not None and state.content_hash
         assert store.get_document(state.content_hash) is not None
-
