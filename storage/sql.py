@@ -514,6 +514,9 @@ class _Statements:
             (excluded.attempts > urls.c.attempts, excluded.attempts), else_=urls.c.attempts
         )
         self.upsert_urls = url_insert.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
+        self.queue_urls = upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
+        self.get_url = select(urls).where(urls.c.url == url)
+        self.get_urls = select(urls).where(urls.c.url.in_(bindparam("urls", expanding=True)))
 
 
 class Store:
@@ -951,12 +954,10 @@ class Store:
             return
         rows = [_state_to_row(state) for state in {s.url: s for s in states}.values()]
         rows.sort(key=lambda row: row["url"])  # the same lock order in every transaction
-        stmt = self._insert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
-        self._write("recording queued URLs", lambda conn: conn.execute(stmt, rows))
+        self._write("recording queued URLs", lambda conn: conn.execute(self._sql.queue_urls, rows))
 
     def get_url(self, url: str) -> UrlState | None:
-        stmt = select(urls).where(urls.c.url == url)
-        row = self._read("reading a URL", lambda conn: conn.execute(stmt).first())
+        row = self._read("reading a URL", lambda conn: conn.execute(self._sql.get_url, {"url": url}).first())
         return None if row is None else _row_to_state(row)
 
     def get_urls(self, wanted: Sequence[str]) -> dict[str, UrlState]:
@@ -966,8 +967,8 @@ class Store:
         def work(conn: Connection) -> dict[str, UrlState]:
             found: dict[str, UrlState] = {}
             for start in range(0, len(unique), 500):
-                stmt = select(urls).where(urls.c.url.in_(unique[start : start + 500]))
-                found.update((row.url, _row_to_state(row)) for row in conn.execute(stmt))
+                rows = conn.execute(self._sql.get_urls, {"urls": unique[start : start + 500]})
+                found.update((row.url, _row_to_state(row)) for row in rows)
             return found
 
         return self._read("reading URLs", work) if unique else {}
