@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from crawler.dedup import DEFAULT_PARAMS, Fingerprint
@@ -386,15 +386,13 @@ class EmbeddedCrawl:
             max_depth=scope.max_depth,
             max_url_length=self.options.limits.max_url_length,
             time_limit=self.options.extract_timeout,
+            # No shingle set (~1,000 ints): it would cross the pipe only to be dropped, and a page
+            # waiting for the writer then costs little more than its text. The writer falls
+            # behind as the store grows (more near-duplicate candidates to check), and the
+            # shingle sets of the waiting pages were the crawl's growing memory.
+            keep_shingles=False,
         )
         outcome = await self._process(job)
-        if outcome.fingerprint is not None and outcome.fingerprint.shingles:
-            # The shingle set (~1,000 Python ints, some 50 kB a page) is only needed when a
-            # stored story passes the signature estimate, and the store then recomputes it from
-            # the text. Dropped here, a page waiting for the writer costs little more than its
-            # text: the writer falls behind as the store grows (more near-dup candidates to
-            # check), and the pages waiting were the crawl's growing memory.
-            outcome.fingerprint = replace(outcome.fingerprint, shingles=frozenset())
         for link in outcome.links:
             self._offer(link, source_id, depth + 1)
         if outcome.error_reason:

@@ -233,7 +233,11 @@ class Fingerprint:
     shingles: frozenset[int]
 
     @classmethod
-    def of(cls, text: str, params: NearDupParams = DEFAULT_PARAMS) -> Fingerprint:
+    def of(
+        cls, text: str, params: NearDupParams = DEFAULT_PARAMS, *, keep_shingles: bool = True
+    ) -> Fingerprint:
+        """``keep_shingles=False``: an empty shingle set (see :meth:`Store.add_stories
+        <storage.sql.Store.add_stories>`, which recomputes it from the text when needed)."""
         key = dedup_key(text)
         shingles = shingle_hashes(key, params.shingle)
         sig = signature(shingles, params.num_perm)
@@ -241,7 +245,7 @@ class Fingerprint:
             hashlib.sha256(key.encode("utf-8")).hexdigest(),
             sig,
             tuple(band_keys(sig, params.bands, params.rows)),
-            frozenset(shingles),
+            frozenset(shingles) if keep_shingles else frozenset(),
         )
 
 

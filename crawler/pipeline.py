@@ -45,6 +45,10 @@ class PageJob:
     follow_links: bool = True
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
     time_limit: float | None = None  # seconds; None: no bound inside the worker
+    #: Whether the fingerprint keeps its shingle set (~1,000 ints). A caller in another process
+    #: that does not compare texts itself says no: the set would be pickled, sent and dropped
+    #: (the store recomputes it from the text when a candidate needs it).
+    keep_shingles: bool = True
 
 
 @dataclass(slots=True)
@@ -136,7 +140,7 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
-    outcome.fingerprint = Fingerprint.of(extraction.text)
+    outcome.fingerprint = Fingerprint.of(extraction.text, keep_shingles=job.keep_shingles)
     outcome.document = build_document(
         extraction,
         content_hash=outcome.fingerprint.content_hash,

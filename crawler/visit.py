@@ -127,6 +127,7 @@ def page_job(
     max_url_length: int = DEFAULT_MAX_URL_LENGTH,
     fetched_at: datetime | None = None,
     time_limit: float | None = None,
+    keep_shingles: bool = True,
 ) -> PageJob:
     """What the extraction stage gets for a fetched page. Links are only wanted when following
     them could still stay within the depth limit."""
@@ -142,6 +143,7 @@ def page_job(
         follow_links=depth < max_depth,
         max_url_length=max_url_length,
         time_limit=time_limit,
+        keep_shingles=keep_shingles,
     )
 
 

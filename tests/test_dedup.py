@@ -79,6 +79,31 @@ def test_signature_estimates_jaccard_and_bands_find_near_duplicates() -> None:
     assert Fingerprint.of(article.text) == Fingerprint.of(article.text)
 
 
+def test_a_fingerprint_without_shingles_keeps_its_keys_and_stores_the_same() -> None:
+    """``keep_shingles=False`` (the embedded crawl's pages cross a pipe and wait for the
+    writer): the same hash, signature and bands, an empty set, and the store recomputes the set
+    when a candidate needs it, so the outcomes are those of full fingerprints."""
+    article = get_article(S004)
+    full, bare = Fingerprint.of(article.text), Fingerprint.of(article.text, keep_shingles=False)
+    assert full.shingles and not bare.shingles
+    assert (bare.content_hash, bare.signature, bare.bands) == (full.content_hash, full.signature, full.bands)
+    texts = [
+        ("https://sckjt/a", article.text),
+        ("https://haixi/c", with_added_paragraph(article).text),
+        ("https://repost/b", to_traditional(article.text, key=S004)),
+    ]
+    outcomes = []
+    for keep in (True, False):
+        with Store("sqlite://") as memory:
+            items = []
+            for url, text in texts:
+                fp = Fingerprint.of(text, keep_shingles=keep)
+                items.append((Document(url=url, final_url=url, text=text, content_hash=fp.content_hash), fp))
+            outcomes.append([(r.status, r.duplicate_of, r.similarity) for r in memory.add_stories(items)])
+    assert outcomes[0] == outcomes[1]
+    assert [status for status, _, _ in outcomes[0]] == ["stored", "copy", "copy"]
+
+
 def test_memory_index_links_reposts_and_keeps_same_topic_stories_apart() -> None:
     index = MemoryIndex()
     first, of, _ = index.add(get_article(S004).text)
