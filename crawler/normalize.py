@@ -115,16 +115,22 @@ class GarbleStats:
 # "锟斤拷" is U+FFFD U+FFFD encoded as UTF-8 and read as GBK; "Ã©", "â€™" are UTF-8 read as
 # Latin-1/cp1252; "ï»¿" is a UTF-8 BOM read as Latin-1.
 _SIGNATURES = re.compile(r"锟斤拷|烫烫烫|屯屯屯|[ÃÂ][\u0080-\u00bf]|â€[\u0080-\u00bf™œ˜”“¦]|ï»¿")
-_NON_ASCII = re.compile(r"[^\x00-\x7f\s]")
+#: The characters a signature can start with: a text without any has none to search for.
+_SIGNATURE_LEADS = frozenset("锟烫屯ÃÂâï")
+_ASCII_OR_BLANK = re.compile(r"[\x00-\x7f\s]+")
 _LATIN1_RUN = re.compile(r"[\u00a1-\u00b6\u00b8-\u00ff]{4,}")
 
 
 def garble_stats(text: str) -> GarbleStats:
+    """Counted in C where it can be: every page is checked once when decoded (20-30 kB of text)
+    and its extracted text once more. The two pattern searches run only when the text holds a
+    character they could match (0.78 -> 0.3 ms on the bench's GBK pages)."""
     s = GarbleStats()
-    counts = Counter(_NON_ASCII.findall(text))  # counting in C, then one step per distinct char
+    counts = Counter(_ASCII_OR_BLANK.sub("", text))  # the non-ASCII, non-blank characters
     if not counts:
         return s
     common = COMMON_HANZI
+    latin1 = False
     for ch, n in counts.items():
         cp = ord(ch)
         s.nonascii += n
@@ -147,8 +153,12 @@ def garble_stats(text: str) -> GarbleStats:
             s.hangul += n
         elif 0xFF61 <= cp <= 0xFF9F:
             s.halfwidth_kana += n
-    s.latin1_runs = sum(len(m) for m in _LATIN1_RUN.findall(text))
-    s.signatures = len(_SIGNATURES.findall(text))
+        elif 0xA1 <= cp <= 0xFF and cp != 0xB7:
+            latin1 = True
+    if latin1:
+        s.latin1_runs = sum(len(m) for m in _LATIN1_RUN.findall(text))
+    if not _SIGNATURE_LEADS.isdisjoint(counts):
+        s.signatures = len(_SIGNATURES.findall(text))
     return s
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crawler.normalize import (
+    COMMON_HANZI,
+    GarbleStats,
     common_hanzi_ratio,
     garble_score,
+    garble_stats,
     looks_garbled,
     normalize_text,
     strip_pinyin_readings,
@@ -161,3 +168,80 @@ def test_garble_score_is_bounded() -> None:
 def test_to_simplified_folds_script_char_by_char() -> None:
     assert to_simplified("來源：未知 點擊：次 責任編輯 關閉窗口") == "来源：未知 点击：次 责任编辑 关闭窗口"
     assert len(to_simplified("會議由海西州州長主持")) == len("會議由海西州州長主持")
+
+
+# -- garble statistics: the fast counting is the plain definition -----------------------------------
+
+
+def _plain_garble_stats(text: str) -> GarbleStats:
+    """The definition, written plainly: every non-ASCII, non-blank character classified, both
+    patterns searched on every text."""
+    s = GarbleStats()
+    for ch, n in Counter(re.findall(r"[^\x00-\x7f\s]", text)).items():
+        cp = ord(ch)
+        s.nonascii += n
+        if (
+            0x4E00 <= cp <= 0x9FFF
+            or 0x3400 <= cp <= 0x4DBF
+            or 0xF900 <= cp <= 0xFAFF
+            or 0x20000 <= cp <= 0x3FFFF
+        ):
+            s.hanzi += n
+            s.common_hanzi += n if ch in COMMON_HANZI else 0
+        elif cp == 0xFFFD or 0xE000 <= cp <= 0xF8FF or 0x80 <= cp <= 0x9F or cp >= 0xF0000:
+            s.bad += n
+        elif 0x370 <= cp <= 0x4FF:
+            s.greek_cyrillic += n
+        elif 0x3040 <= cp <= 0x30FF:
+            s.kana += n
+        elif 0xAC00 <= cp <= 0xD7AF:
+            s.hangul += n
+        elif 0xFF61 <= cp <= 0xFF9F:
+            s.halfwidth_kana += n
+    s.latin1_runs = sum(len(m) for m in re.findall(r"[\u00a1-\u00b6\u00b8-\u00ff]{4,}", text))
+    s.signatures = len(
+        re.findall(r"锟斤拷|烫烫烫|屯屯屯|[ÃÂ][\u0080-\u00bf]|â€[\u0080-\u00bf™œ˜”“¦]|ï»¿", text)
+    )
+    return s
+
+
+#: Pieces of text of every class the statistics count: single characters (at the edges of the
+#: ranges too) and every mojibake signature and Latin-1 run whole, alone or among other text.
+_GARBLE_PIECES = [
+    *"ab 1\n\t\u3000\xa0科技部锟斤烫屯ÃÂâ€ï»¿©¦™é·¡ÿ¶¸ÖÐÎÄ\x80\x9f\ufffd\ue000Дαあカㅎ한ｶ𠀀",
+    *(
+        "锟斤拷",
+        "烫烫烫",
+        "屯屯屯",
+        "Ã©",
+        "Â\x85",
+        "â€™",
+        "â€œ",
+        "ï»¿",
+        "ÖÐÎÄ",
+        "¡¡¡¡",
+        "ÿÿÿÿ",
+        "¶¸¶¸",
+        "·¸¹º",
+    ),
+]
+
+
+@pytest.mark.parametrize("piece", [p for p in _GARBLE_PIECES if len(p) > 1])
+def test_garble_stats_counts_each_signature_and_run_alone(piece: str) -> None:
+    for text in (piece, f"科技{piece}部 ab"):
+        assert garble_stats(text) == _plain_garble_stats(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_GARBLE_PIECES), max_size=30).map("".join))
+def test_garble_stats_counts_what_the_plain_definition_counts(text: str) -> None:
+    assert garble_stats(text) == _plain_garble_stats(text)
+
+
+def test_garble_stats_on_the_samples_matches_the_plain_definition() -> None:
+    texts = [ARTICLE, "ÖÐÎÄ锟斤拷Ã©â€™ï»¿"]
+    if SAMPLES.is_dir():
+        texts += [path.read_text(encoding="utf-8", errors="replace") for path in sorted(SAMPLES.glob("*"))]
+    for text in texts:
+        assert garble_stats(text) == _plain_garble_stats(text)
