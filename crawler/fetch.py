@@ -32,6 +32,7 @@ from crawler.errors import (
     TooManyRedirects,
 )
 from crawler.netguard import GuardedTransport, check_literal_host
+from crawler.netstream import BackendTransport
 from crawler.urls import canonicalize
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def make_client(
     def transport(size: int) -> httpx.AsyncBaseTransport:
         pool = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         if allow_private_networks:
-            return httpx.AsyncHTTPTransport(limits=pool, trust_env=False)
+            return BackendTransport(limits=pool, trust_env=False)
         return GuardedTransport(limits=pool, trust_env=False)
 
     chosen = (

@@ -17,9 +17,9 @@ from typing import Any
 
 import anyio
 import httpcore
-import httpx
 
 from crawler.errors import BlockedAddress, ConnectionFailed
+from crawler.netstream import AsyncioBackend, BackendTransport
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -70,7 +70,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Resolves names itself and connects only to addresses that pass :func:`check_ip`."""
 
     def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
@@ -106,16 +106,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(BackendTransport):
     """httpx transport whose connection pool connects through :class:`GuardedBackend`."""
 
-    def __init__(self, *, limits: httpx.Limits | None = None, **kwargs: Any) -> None:
-        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        super().__init__(limits=limits, **kwargs)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(),
-        )
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(network_backend=GuardedBackend(), **kwargs)
