@@ -209,6 +209,8 @@ def _plain_garble_stats(text: str) -> GarbleStats:
 #: ranges too) and every mojibake signature and Latin-1 run whole, alone or among other text.
 _GARBLE_PIECES = [
     *"ab 1\n\t\u3000\xa0科技部锟斤烫屯ÃÂâ€ï»¿©¦™é·¡ÿ¶¸ÖÐÎÄ\x80\x9f\ufffd\ue000Дαあカㅎ한ｶ𠀀",
+    # the edges of the hanzi blocks, inside and just outside
+    *"\u4e00\u9fff\u3400\u4dbf\uf900\ufaff\U00020000\U0003ffff\u4dff\u33ff\u4dc0\ufb00\U00040000\U000f0000",
     *(
         "锟斤拷",
         "烫烫烫",
