@@ -3,7 +3,9 @@
 Why ``/proc`` and not psutil: the harness must also run in the test suite's environment, and
 psutil's ``children()`` scans every process for its parent on each call anyway. Here a pid's
 parent is read once, the first time the pid is seen, so a sample costs a directory listing plus
-one ``stat``/``statm`` read per process of the tree (well under 1% of a core at 20 Hz).
+one ``stat``/``statm``/``cmdline`` read per process of the tree (well under 1% of a core at
+20 Hz). The command line is read again every time: a forked child that execs another program
+(the forkserver) is only then what its role says.
 
 CPU of a process is its own user+system time, last value seen (a process that exits between two
 samples loses at most one interval of CPU; the bench's processes live for the whole run). Peak
@@ -220,6 +222,13 @@ class TreeSampler:
                 # only what they use from then on; processes started later count all their CPU.
                 baseline = cpu if result.samples == 0 else 0.0
                 info = result.processes[pid] = ProcInfo(pid, ppid, name, cmdline(pid), baseline)
+            else:
+                command = cmdline(pid)
+                if command and command != info.cmd:
+                    # The process exec'd since it was first seen (a child forked, then started
+                    # its own program: the forkserver, say). Its parent's copy it was before is
+                    # not this program: its role and peak are those of what runs now.
+                    info.cmd, info.peak_rss = command, 0
             info.cpu = cpu
             info.name = name
             rss = read_rss(pid)

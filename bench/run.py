@@ -529,6 +529,15 @@ def _load() -> str:
 # -- summary --------------------------------------------------------------------------------------
 
 
+def _peak_by_role(processes: list[dict[str, Any]]) -> dict[str, float]:
+    """The largest peak RSS of each role's processes (two pool workers are one role)."""
+    peaks: dict[str, float] = {}
+    for process in processes:
+        role = process["role"]
+        peaks[role] = max(peaks.get(role, 0.0), process["peak_rss_mb"])
+    return peaks
+
+
 def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
     """Per run name: medians over the successful rounds."""
     out: dict[str, dict[str, Any]] = {}
@@ -538,10 +547,7 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
             out[name] = {"ok": False, "errors": [r.error for r in results if r.name == name]}
             continue
         docs = [r.documents for r in ok if r.documents is not None]
-        by_role: dict[str, float] = {}
-        for r in ok:
-            for p in r.processes:
-                by_role[p["role"]] = max(by_role.get(p["role"], 0.0), p["peak_rss_mb"])
+        by_role = _peak_by_role([p for r in ok for p in r.processes])
         out[name] = {
             "ok": True,
             "rounds": len(ok),
@@ -784,7 +790,7 @@ def scale_check(bench: Bench) -> dict[str, Any]:
             "articles": server.info["articles"],
             "pages_per_s": round(result.pages_per_s, 2),
             "peak_mb": round(result.peak_mb, 1),
-            "peak_mb_by_role": {p["role"]: p["peak_rss_mb"] for p in result.processes},
+            "peak_mb_by_role": _peak_by_role(result.processes),
         }
     small, large = out["2000"], out["20000"]
     if small["ok"] and large["ok"] and small["peak_mb"]:

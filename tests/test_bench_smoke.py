@@ -48,3 +48,23 @@ def test_bench_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
     assert {t["target"] for t in report["targets"]} >= {"embedded >= 0.6x two-core extraction limit"}
     assert sorted(r["name"] for r in report["runs"]) == ["embedded", "limit"]
     assert "embedded >= 0.6x two-core extraction limit" in run.stdout  # the PASS/FAIL lines
+
+
+def test_the_sampler_sees_a_process_that_execs_as_its_new_program() -> None:
+    """A forked child that execs (the forkserver) is labelled and measured as the program it runs
+    now, not as the copy of its parent it was for a moment (which held the parent's memory)."""
+    from bench.measure import TreeSampler
+
+    after = "import time; kept = bytearray(20_000_000); time.sleep(0.8)  # after exec"
+    before = (
+        "import os, sys, time; held = bytearray(120_000_000); time.sleep(0.5); "
+        f"os.execv(sys.executable, [sys.executable, '-c', {after!r}])"
+    )
+    child = subprocess.Popen([sys.executable, "-c", before])
+    with TreeSampler([child.pid], interval=0.02) as sampler:
+        child.wait(timeout=10)
+    (process,) = sampler.result.summary()
+    assert process["pid"] == child.pid
+    command = sampler.result.processes[child.pid].cmd
+    assert "after exec" in command and "held" not in command  # the command line it exec'd
+    assert 20 <= process["peak_rss_mb"] < 100  # the 120 MB before the exec is not this program's
