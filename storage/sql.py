@@ -437,7 +437,7 @@ def _row_to_state(row: Row[Any]) -> UrlState:
 
 
 class _Statements:
-    """The statements of the write path, built once per store.
+    """The statements a crawl runs for every page (its writes and URL reads), built once per store.
 
     Building a Core statement coerces every column, literal and clause on each call; on the
     embedded crawl's SQLite store that cost more than running the statement (measured: 0.9 ms
@@ -449,8 +449,9 @@ class _Statements:
         zero = literal(0, Integer)
         digest: BindParameter[str] = bindparam("digest")
         url: BindParameter[str] = bindparam("url")
-        # by rank: 0 the stored story with this exact key, 1 else a copy with it (its story),
-        # 2 the latest version stored by this URL, 3 a copy recorded for this URL
+        # In one round trip, by rank: 0 the stored story with this exact key, 1 else a copy with
+        # it (its story), 2 the latest version stored by this URL, 3 a copy recorded for this URL.
+        # Each row: rank, url, story (a content_hash), version.
         self.lookup = (
             select(
                 literal(0, Integer).label("rank"),
