@@ -518,6 +518,20 @@ class _Statements:
         self.queue_urls = upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
         self.get_url = select(urls).where(urls.c.url == url)
         self.get_urls = select(urls).where(urls.c.url.in_(bindparam("urls", expanding=True)))
+        # PostgreSQL: a new story, its LSH bands and its signature in one statement (one round
+        # trip, not three); the row is a document's columns (_doc_to_row).
+        names = sorted(_DOC_FIELDS)
+        self.insert_story_pg = text(
+            f"WITH d AS (INSERT INTO documents ({', '.join(names)}) "
+            f"VALUES ({', '.join(':' + n for n in names)}) "
+            "ON CONFLICT (content_hash) DO NOTHING RETURNING id), "
+            "b AS (INSERT INTO near_dup_bands (band_key, document_id) "
+            "SELECT k, d.id FROM d, unnest(CAST(:band_keys AS bigint[])) AS k "
+            "ON CONFLICT DO NOTHING), "
+            "s AS (INSERT INTO document_signatures (document_id, signature) "
+            "SELECT d.id, :signature FROM d) "
+            "SELECT id FROM d"
+        ).bindparams(bindparam("fetched_at", type_=UTCDateTime()))
 
 
 class Store:
@@ -542,7 +556,6 @@ class Store:
         )
         self._insert = sqlite_dialect.insert if self.dialect == "sqlite" else pg_dialect.insert
         self._sql = _Statements(self._insert)
-        self._insert_story_pg: Any = None  # built on first use (it names the row's columns)
         self._closed = False
         try:
             self._engine = _create_engine(parsed)
@@ -832,21 +845,8 @@ class Store:
         bands = sorted(set(fp.bands))
         signature = pack_signature(fp.signature)
         if self.dialect == "postgresql":
-            if self._insert_story_pg is None:
-                names = sorted(row)
-                self._insert_story_pg = text(
-                    f"WITH d AS (INSERT INTO documents ({', '.join(names)}) "
-                    f"VALUES ({', '.join(':' + n for n in names)}) "
-                    "ON CONFLICT (content_hash) DO NOTHING RETURNING id), "
-                    "b AS (INSERT INTO near_dup_bands (band_key, document_id) "
-                    "SELECT k, d.id FROM d, unnest(CAST(:band_keys AS bigint[])) AS k "
-                    "ON CONFLICT DO NOTHING), "
-                    "s AS (INSERT INTO document_signatures (document_id, signature) "
-                    "SELECT d.id, :signature FROM d) "
-                    "SELECT id FROM d"
-                ).bindparams(bindparam("fetched_at", type_=UTCDateTime()))
             value = conn.execute(
-                self._insert_story_pg, {**row, "band_keys": bands, "signature": signature}
+                self._sql.insert_story_pg, {**row, "band_keys": bands, "signature": signature}
             ).scalar()
             return None if value is None else int(value)
         doc_id = conn.execute(self._sql.insert_document, row).scalar()
