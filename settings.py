@@ -92,3 +92,11 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_for_database(database_url: str | None = None) -> Settings:
+    """The settings, with ``database_url`` (a command's ``--db``) overriding the environment's."""
+    settings = get_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings

@@ -41,6 +41,7 @@ from crawler.fetch import Fetcher, FetchLimits, make_client
 from crawler.links import Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.politeness import HostThrottle
+from crawler.records import UrlState, UrlStatus
 from crawler.recrawl import conditional_headers, is_due
 from crawler.robots import RobotsCache
 from crawler.sources import Source
@@ -52,7 +53,6 @@ from crawler.visit import (
     page_job,
     visit_state,
 )
-from storage.models import UrlState, UrlStatus
 
 if TYPE_CHECKING:
     from settings import Settings

@@ -8,7 +8,7 @@ next visit is ``now + interval``; a crawl visits a known URL again only when tha
 (:func:`is_due`), and then asks conditionally (:func:`conditional_headers`), so an unchanged
 page costs a 304 and no extraction.
 
-Plain functions over :class:`~storage.models.UrlState`: the embedded crawl and the workers
+Plain functions over :class:`~crawler.records.UrlState`: the embedded crawl and the workers
 share them. Nothing here does I/O.
 """
 
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from storage.models import UrlState, UrlStatus
+from crawler.records import UrlState, UrlStatus
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

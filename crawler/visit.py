@@ -1,7 +1,7 @@
 """Turning one visit of a URL into records: Celery-free helpers shared by every crawl driver.
 
 The embedded crawl (:mod:`crawler.crawl`) and the distributed workers (``workers/``) must agree
-on what a visit produces: which :class:`~storage.models.UrlState` a fetch error, a redirect or a
+on what a visit produces: which :class:`~crawler.records.UrlState` a fetch error, a redirect or a
 fetched page becomes, what :class:`~crawler.pipeline.PageJob` a fetched page is handed to the
 extraction stage as, which delay a host gets, and when a failed fetch is worth another try. Those
 decisions live here as plain functions so that both drivers (and their tests) share one copy.
@@ -21,11 +21,11 @@ from crawler.errors import DisallowedByRobots, FetchError, ServerError
 from crawler.fetch import FetchResult
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome
+from crawler.records import UrlState, UrlStatus
 from crawler.recrawl import links_digest, not_modified_state, schedule_visit
 from crawler.robots import ROBOTS_FAILURE_TTL
 from crawler.sources import Source
 from crawler.urls import DEFAULT_MAX_URL_LENGTH
-from storage.models import UrlState, UrlStatus
 
 #: Error messages are stored truncated: a URL table is not a log.
 MAX_ERROR_MESSAGE = 500

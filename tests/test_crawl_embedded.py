@@ -265,7 +265,7 @@ def test_wrong_meta_charset_and_malformed_pages_still_extract(crawl_run: CrawlRu
 def test_cli_export_writes_the_documented_jsonl(crawl_run: CrawlRun, tmp_path: Path) -> None:
     out = tmp_path / "docs.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "export", "--db", crawl_run.db_url, "-o", str(out)],
+        [sys.executable, "-m", "cli", "export", "--db", crawl_run.db_url, "-o", str(out)],
         check=True,
         capture_output=True,
     )
@@ -279,7 +279,7 @@ def test_cli_export_writes_the_documented_jsonl(crawl_run: CrawlRun, tmp_path: P
         [
             sys.executable,
             "-m",
-            "crawler.cli",
+            "cli",
             "export",
             "--with-copies",
             "--db",

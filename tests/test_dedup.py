@@ -259,7 +259,7 @@ def test_cli_duplicates_and_export_with_copies(sqlite_url: str, tmp_path: object
         store.add_stories(
             [_doc("https://a/1", article.text), _doc("https://b/2", with_cut_paragraph(article).text)]
         )
-    run = [sys.executable, "-m", "crawler.cli"]
+    run = [sys.executable, "-m", "cli"]
     listed = subprocess.run(
         [*run, "duplicates", "--json", "--db", sqlite_url], capture_output=True, text=True, check=True
     )

@@ -11,7 +11,7 @@ import crawler
 
 def test_no_crawler_module_imports_celery() -> None:
     modules = [m.name for m in pkgutil.walk_packages(crawler.__path__, "crawler.")]
-    assert "crawler.cli" in modules
+    assert "crawler.crawl" in modules
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
@@ -25,7 +25,7 @@ def test_no_crawler_module_imports_celery() -> None:
 
 def test_cli_help_builds_without_celery() -> None:
     code = (
-        "import sys\nfrom crawler.cli import build_parser\nbuild_parser().format_help()\n"
+        "import sys\nfrom cli.main import build_parser\nbuild_parser().format_help()\n"
         "print('celery' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -23,6 +23,7 @@ from crawler.errors import (
     ServerError,
     TransientFetchError,
 )
+from crawler.records import UrlState, UrlStatus
 from crawler.sources import Source
 from crawler.visit import (
     RetryPolicy,
@@ -31,7 +32,6 @@ from crawler.visit import (
     host_delay,
     retry_delay,
 )
-from storage.models import UrlState, UrlStatus
 from workers.app import WorkerConfig, app, bounded_countdown, config
 from workers.routing import CRAWL_QUEUE, CRAWL_SOURCE, FETCH_PAGE, SCHEDULE_QUEUE, TASK_ROUTES
 from workers.schedule import beat_schedule_from_seeds, build_beat_schedule, schedule_of
@@ -288,7 +288,7 @@ def test_cli_names_an_unreachable_redis(command: list[str], tmp_path: Path) -> N
     env["CRAWLER_REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     env["CRAWLER_DATABASE_URL"] = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     out = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", *command],
+        [sys.executable, "-m", "cli", *command],
         capture_output=True,
         text=True,
         timeout=60,
@@ -301,7 +301,7 @@ def test_cli_names_an_unreachable_redis(command: list[str], tmp_path: Path) -> N
 
 def test_enqueue_without_targets_is_a_usage_error() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "crawler.cli", "enqueue"], capture_output=True, text=True, timeout=60, cwd=REPO
+        [sys.executable, "-m", "cli", "enqueue"], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert out.returncode == 2
     assert "give start URLs" in out.stderr

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from crawler.cli import settings_for
+from settings import settings_for_database
 
 if TYPE_CHECKING:
     import redis
@@ -121,7 +121,7 @@ def _enqueue(args: argparse.Namespace) -> int:
     if not args.urls and not args.source:
         _err("enqueue: give start URLs, --source ID, or both (see `crawler sources`)")
         return EXIT_USAGE
-    settings = settings_for(args)
+    settings = settings_for_database(getattr(args, "db", None))
     urls: list[str] = []
     for raw in args.urls:
         try:
@@ -230,7 +230,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from storage import StorageError
 
-    settings = settings_for(args)
+    settings = settings_for_database(getattr(args, "db", None))
     with _redis(settings) as client:
         state = _state(client)
         report: dict[str, Any] = cluster_counts(client)
@@ -291,7 +291,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    settings = settings_for(args)
+    settings = settings_for_database(getattr(args, "db", None))
     deadline = time.monotonic() + args.timeout if args.timeout is not None else None
     with _redis(settings) as client:
         idle = 0

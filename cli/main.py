@@ -34,12 +34,9 @@ err_console = Console(stderr=True, soft_wrap=True)  # messages stay on one line,
 
 def settings_for(args: argparse.Namespace) -> Any:
     """The settings, with ``--db`` (when the command has it) overriding the database URL."""
-    from settings import get_settings
+    from settings import settings_for_database
 
-    settings = get_settings()
-    if getattr(args, "db", None):
-        settings = settings.model_copy(update={"database_url": args.db})
-    return settings
+    return settings_for_database(getattr(args, "db", None))
 
 
 @contextmanager

@@ -1,0 +1,56 @@
+"""The records of a crawl besides :class:`crawler.document.Document`: what we know about each URL.
+
+Every crawl driver (the embedded crawl, the Celery workers) and every store speaks these; they
+live at the bottom of the package graph so that nothing here imports a store or a driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class UrlStatus(StrEnum):
+    """Every URL we have seen is in exactly one of these states (stored as the string value)."""
+
+    QUEUED = "queued"
+    FETCHED = "fetched"
+    NOT_MODIFIED = "not_modified"
+    REDIRECTED = "redirected"
+    FAILED_TRANSIENT = "failed_transient"
+    FAILED_PERMANENT = "failed_permanent"
+    DISALLOWED = "disallowed"
+    OUT_OF_SCOPE = "out_of_scope"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(slots=True)
+class UrlState:
+    """What we know about one URL: one row of the URL table, keyed by ``url``.
+
+    ``error_reason`` is the machine-readable :attr:`crawler.errors.CrawlerError.reason`
+    (``http_404``, ``robots``, ...); ``etag``/``last_modified`` are kept for conditional
+    re-fetches; ``attempts`` only ever grows (the store keeps the maximum it has seen);
+    ``next_visit_at``/``revisit_interval`` drive re-crawls (:mod:`crawler.recrawl`).
+    ``content_hash`` is the key of the text the page gave, or for a page without a document
+    (a list page) a ``links:`` digest of its links: what a re-visit compares to see a change.
+    """
+
+    url: str
+    source: str | None
+    status: UrlStatus
+    depth: int = 0
+    http_status: int | None = None
+    final_url: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+    fetched_at: datetime | None = None
+    content_hash: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    attempts: int = 0
+    #: When a crawl should visit the URL again (None: not automatically); see crawler.recrawl.
+    next_visit_at: datetime | None = None
+    #: The current revisit interval in seconds, adapted to how often the page changes.
+    revisit_interval: float | None = None
