@@ -36,18 +36,25 @@ from typing import TYPE_CHECKING, Protocol
 
 from crawler.dedup import DEFAULT_PARAMS, Fingerprint
 from crawler.document import Document, utcnow
-from crawler.errors import FetchError, InvalidURL
+from crawler.errors import (
+    CrawlerError,
+    ExtractionCrashed,
+    ExtractionTimeout,
+    FetchError,
+    InternalError,
+    InvalidURL,
+    OverBudget,
+)
 from crawler.fetch import Fetcher, FetchLimits, make_client
 from crawler.links import Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.politeness import HostThrottle
-from crawler.records import UrlState, UrlStatus
+from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.recrawl import conditional_headers, is_due
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.urls import canonicalize, host_of
 from crawler.visit import (
-    failure_state,
     host_concurrency,
     host_delay,
     page_job,
@@ -325,17 +332,8 @@ class EmbeddedCrawl:
                 await self._visit(item)
             except Exception as exc:  # a bug must cost one URL, never the crawl
                 log.exception("unexpected error on %s", item.url)
-                self._record(
-                    UrlState(
-                        item.url,
-                        item.source_id,
-                        UrlStatus.FAILED_TRANSIENT,
-                        item.depth,
-                        error_reason="internal",
-                        error_message=f"{type(exc).__name__}: {exc}",
-                    )
-                )
-                self.stats.errors["internal"] += 1
+                bug = InternalError(f"{type(exc).__name__}: {exc}")
+                self._record_failure(item.url, item.source_id, item.depth, bug)
             finally:
                 self._queue.task_done()
 
@@ -347,7 +345,7 @@ class EmbeddedCrawl:
             source_left is not None and source_left <= 0
         ):
             # Over a page budget: kept as queued so that a later crawl can resume it.
-            self._record(UrlState(url, source_id, UrlStatus.QUEUED, depth))
+            self._record(failure_record(url, source_id, depth, OverBudget(f"{source_id}: page budget spent")))
             self.stats.skipped["page_budget"] += 1
             return
         if self._budget_left is not None:
@@ -424,9 +422,8 @@ class EmbeddedCrawl:
             # page stuck where the timer cannot interrupt it (inside a single C call).
             return await asyncio.wait_for(future, self.options.extract_timeout + _EXTRACT_GRACE)
         except TimeoutError:
-            return PageOutcome(
-                error_reason="extract_timeout",
-                error_message=f"extraction took longer than {self.options.extract_timeout:g} s",
+            return PageOutcome.failed(
+                ExtractionTimeout(f"extraction took longer than {self.options.extract_timeout:g} s")
             )
         except BrokenProcessPool:
             # A page crashed its worker process (e.g. a C-level fault): replace the pool.
@@ -434,13 +431,13 @@ class EmbeddedCrawl:
             old = self._pool
             self._pool = self._new_pool()
             old.shutdown(wait=False, cancel_futures=True)
-            return PageOutcome(error_reason="extract_crash", error_message="extraction process died")
+            return PageOutcome.failed(ExtractionCrashed("extraction process died"))
 
     # -- recording --------------------------------------------------------------------------------
 
-    def _record_failure(self, url: str, source_id: str, depth: int, exc: FetchError) -> None:
+    def _record_failure(self, url: str, source_id: str, depth: int, exc: CrawlerError) -> None:
         self.stats.errors[exc.reason] += 1
-        self._record(failure_state(url, source_id, depth, exc))
+        self._record(failure_record(url, source_id, depth, exc))
 
     def _record(self, state: UrlState) -> None:
         self._writes.put_nowait((state, None))

@@ -1,4 +1,4 @@
-"""Every error the pipeline raises on purpose, and whether retrying can help.
+"""Every outcome the crawl records as a failure, as a class, and whether retrying can help.
 
 The tree::
 
@@ -6,38 +6,52 @@ The tree::
     ├── ConfigError                   bad settings or a bad source file (names file, field, problem)
     ├── FetchError                    fetching a URL did not give us a usable HTML page
     │   ├── TransientFetchError       worth retrying later, with backoff
-    │   │   ├── FetchTimeout          connect/read timeout or page deadline exceeded
-    │   │   ├── ConnectionFailed      DNS failure, refused or reset connection
-    │   │   └── ServerError           HTTP 5xx, or 429 (carries ``retry_after`` seconds if sent)
+    │   │   ├── FetchTimeout          timeout        connect/read timeout or page deadline exceeded
+    │   │   ├── ConnectionFailed      connection     DNS failure, refused or reset connection
+    │   │   ├── ServerError           http_5xx/429   HTTP 5xx, or 429 (carries ``retry_after``)
+    │   │   ├── RobotsUnavailable     robots_unavailable  robots.txt answered 5xx or not at all
+    │   │   └── HostBusy              throttled      the host's turn did not come in time
     │   └── PermanentFetchError       retrying will not help; recorded with its reason
-    │       ├── InvalidURL            malformed, unsupported scheme, too long
-    │       ├── BlockedAddress        resolves to a loopback/private/link-local/multicast address
-    │       ├── DisallowedByRobots    robots.txt forbids the URL for our user agent
-    │       ├── HTTPStatusError       HTTP 4xx other than 429
-    │       ├── TooManyRedirects      redirect limit reached, or a redirect loop
-    │       ├── NotHTML               the response is not an HTML document (PDF, image, ...)
-    │       └── BodyTooLarge          body (after decompression) exceeds the cap
-    └── ExtractionError               a fetched page gave no usable document
-        ├── EmptyExtraction           no body text found
-        ├── GarbledText               the text still looks like mojibake after decoding
-        └── ExtractionTimeout         extraction ran past its time limit (a pathological page)
+    │       ├── InvalidURL            invalid_url    malformed, unsupported scheme, too long
+    │       ├── BlockedAddress        blocked_address  resolves to an address the policy refuses
+    │       ├── DisallowedByRobots    robots         robots.txt forbids the URL for our user agent
+    │       ├── HTTPStatusError       http_4xx       HTTP 4xx other than 429
+    │       ├── TooManyRedirects      redirects      redirect limit reached
+    │       │   └── RedirectLoop      redirect_loop  a redirect back to a URL of the same chain
+    │       ├── NotHTML               not_html       the response is not an HTML document
+    │       │   └── BadContentEncoding  bad_encoding  unsupported or corrupt Content-Encoding
+    │       └── BodyTooLarge          too_large      body (after decompression) exceeds the cap
+    ├── ExtractionError               a fetched page gave no usable document
+    │   ├── EmptyExtraction           empty          no body text found
+    │   ├── GarbledText               garbled        the text still looks like mojibake
+    │   ├── ExtractionTimeout         extract_timeout  extraction ran past its time limit
+    │   ├── ExtractionCrashed         extract_crash  the extractor (or its process) died on the page
+    │   └── DecodeCrashed             decode_crash   decoding the bytes raised (a bug, counted)
+    └── VisitError                    the visit as a whole ended without a page outcome
+        ├── InternalError             internal       an unexpected exception (a bug costs one URL)
+        ├── TimeLimitExceeded         time_limit     the worker's task time limit cut the visit
+        ├── WorkerLost                worker_lost    the page killed its worker too many times
+        ├── UnknownSource             unknown_source the visit names a source nobody knows
+        └── OverBudget                over_budget    a page budget was spent; the URL waits queued
 
-Each error has a short machine-readable ``reason`` (stored in the URL table and shown by the
-CLI, e.g. ``http_404``, ``robots``, ``too_large``) and a human message.
+Each error has a short machine-readable ``reason`` (the class attribute; stored in the URL table
+and shown by the CLI) and a human message. Nothing outside this module invents a reason: the
+records are built from these classes (:func:`crawler.records.failure_record`), so the embedded
+crawl and the workers store the same vocabulary. :func:`known_reason` tells whether a stored
+string is one of them.
 """
 
 from __future__ import annotations
+
+import re
 
 
 class CrawlerError(Exception):
     """Base class of the crawler's own errors."""
 
     reason: str = "error"
-
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
-        super().__init__(message)
-        if reason is not None:
-            self.reason = reason
+    #: Whether trying the same URL again later can succeed.
+    transient: bool = False
 
     @property
     def message(self) -> str:
@@ -53,10 +67,9 @@ class ConfigError(CrawlerError):
 
 class FetchError(CrawlerError):
     reason = "fetch"
-    transient = False
 
-    def __init__(self, message: str, *, url: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason)
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
         self.url = url
 
 
@@ -74,14 +87,27 @@ class ConnectionFailed(TransientFetchError):
 
 
 class ServerError(TransientFetchError):
-    reason = "http_5xx"
+    """HTTP 5xx or 429; ``reason`` is ``http_<status>``."""
 
     def __init__(
         self, message: str, *, url: str | None = None, status: int, retry_after: float | None = None
     ) -> None:
-        super().__init__(message, url=url, reason=f"http_{status}")
+        super().__init__(message, url=url)
         self.status = status
+        self.reason = f"http_{status}"
         self.retry_after = retry_after
+
+
+class RobotsUnavailable(TransientFetchError):
+    """robots.txt could not be read (5xx, timeout): the origin is off limits until it can."""
+
+    reason = "robots_unavailable"
+
+
+class HostBusy(TransientFetchError):
+    """The host's turn (its delay and request slots) did not come within the tries allowed."""
+
+    reason = "throttled"
 
 
 class PermanentFetchError(FetchError):
@@ -101,17 +127,28 @@ class DisallowedByRobots(PermanentFetchError):
 
 
 class HTTPStatusError(PermanentFetchError):
+    """HTTP 4xx (not 429), or a status we cannot use; ``reason`` is ``http_<status>``."""
+
     def __init__(self, message: str, *, url: str | None = None, status: int) -> None:
-        super().__init__(message, url=url, reason=f"http_{status}")
+        super().__init__(message, url=url)
         self.status = status
+        self.reason = f"http_{status}"
 
 
 class TooManyRedirects(PermanentFetchError):
     reason = "redirects"
 
 
+class RedirectLoop(TooManyRedirects):
+    reason = "redirect_loop"
+
+
 class NotHTML(PermanentFetchError):
     reason = "not_html"
+
+
+class BadContentEncoding(NotHTML):
+    reason = "bad_encoding"
 
 
 class BodyTooLarge(PermanentFetchError):
@@ -135,3 +172,62 @@ class GarbledText(ExtractionError):
 
 class ExtractionTimeout(ExtractionError):
     reason = "extract_timeout"
+
+
+class ExtractionCrashed(ExtractionError):
+    reason = "extract_crash"
+
+
+class DecodeCrashed(ExtractionError):
+    reason = "decode_crash"
+
+
+# -- the visit as a whole -------------------------------------------------------------------------
+
+
+class VisitError(CrawlerError):
+    reason = "visit"
+
+
+class InternalError(VisitError):
+    """An unexpected exception during a visit: recorded transient, so a fixed bug gets the URL back."""
+
+    reason = "internal"
+    transient = True
+
+
+class TimeLimitExceeded(VisitError):
+    reason = "time_limit"
+    transient = True
+
+
+class WorkerLost(VisitError):
+    reason = "worker_lost"
+
+
+class UnknownSource(VisitError):
+    reason = "unknown_source"
+
+
+class OverBudget(VisitError):
+    """A page budget was spent before this URL's turn: it stays queued for a later crawl."""
+
+    reason = "over_budget"
+
+
+def _all_reasons() -> frozenset[str]:
+    found: set[str] = set()
+    pending: list[type[CrawlerError]] = [CrawlerError]
+    while pending:
+        cls = pending.pop()
+        found.add(cls.reason)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)
+
+
+_HTTP_REASON = re.compile(r"^http_\d{3}$")
+
+
+def known_reason(reason: str) -> bool:
+    """Whether ``reason`` is one this module defines (``http_<status>`` included)."""
+    return reason in _all_reasons() or bool(_HTTP_REASON.match(reason))

@@ -21,6 +21,7 @@ import brotli
 import httpx
 
 from crawler.errors import (
+    BadContentEncoding,
     BodyTooLarge,
     ConnectionFailed,
     FetchError,
@@ -28,6 +29,7 @@ from crawler.errors import (
     HTTPStatusError,
     InvalidURL,
     NotHTML,
+    RedirectLoop,
     ServerError,
     TooManyRedirects,
 )
@@ -255,7 +257,7 @@ def _decoder_for(encoding: str | None, url: str) -> _Decoder:
         return _Deflate()
     if encoding == "br":
         return _Brotli()
-    raise NotHTML(f"unsupported Content-Encoding {encoding!r}", url=url, reason="bad_encoding")
+    raise BadContentEncoding(f"unsupported Content-Encoding {encoding!r}", url=url)
 
 
 async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
@@ -274,7 +276,7 @@ async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
                 raise BodyTooLarge(f"body exceeds the {cap}-byte cap (after decompression)", url=url)
             chunks.append(out)
     except (zlib.error, brotli.error) as exc:
-        raise NotHTML(f"corrupt compressed body: {exc}", url=url, reason="bad_encoding") from exc
+        raise BadContentEncoding(f"corrupt compressed body: {exc}", url=url) from exc
     return b"".join(chunks)
 
 
@@ -364,9 +366,7 @@ class Fetcher:
                 raise InvalidURL(f"redirect from {current} to an invalid URL: {exc}", url=url) from exc
             redirects.append(current)
             if target in seen:
-                raise TooManyRedirects(
-                    f"redirect loop: {current} -> {target}", url=url, reason="redirect_loop"
-                )
+                raise RedirectLoop(f"redirect loop: {current} -> {target}", url=url)
             if len(redirects) > self.limits.max_redirects:
                 raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects", url=url)
             if claim is not None and not claim(target):

@@ -21,7 +21,14 @@ from crawler.decode import decode_html
 from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
 from crawler.document import Document, utcnow
-from crawler.errors import EmptyExtraction, ExtractionError, ExtractionTimeout, InvalidURL
+from crawler.errors import (
+    DecodeCrashed,
+    EmptyExtraction,
+    ExtractionCrashed,
+    ExtractionError,
+    ExtractionTimeout,
+    InvalidURL,
+)
 from crawler.extract import Extraction, extract
 from crawler.links import PageKind, extract_links
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
@@ -62,6 +69,17 @@ class PageOutcome:
     #: worker process so that the single writer only looks up and compares.
     fingerprint: Fingerprint | None = None
 
+    @classmethod
+    def failed(cls, error: ExtractionError) -> PageOutcome:
+        """The outcome of a page that gave no document because of ``error``."""
+        outcome = cls()
+        outcome.fail(error)
+        return outcome
+
+    def fail(self, error: ExtractionError) -> None:
+        """Record why the page gave no document (its reason comes from the error's class)."""
+        self.error_reason, self.error_message = error.reason, str(error)
+
 
 @contextmanager
 def time_limit(seconds: float | None) -> Iterator[None]:
@@ -98,7 +116,7 @@ def process_page(job: PageJob) -> PageOutcome:
         with time_limit(job.time_limit):
             return _process_page(job)
     except ExtractionTimeout as exc:
-        return PageOutcome(error_reason=exc.reason, error_message=str(exc))
+        return PageOutcome.failed(exc)
 
 
 def _process_page(job: PageJob) -> PageOutcome:
@@ -109,8 +127,7 @@ def _process_page(job: PageJob) -> PageOutcome:
         raise  # the page's time is up: handled by process_page, not swallowed as a crash
     except Exception as exc:  # decode_html must not raise; a bug here must not kill the crawl
         log.exception("decoding %s failed", job.final_url)
-        outcome.error_reason, outcome.error_message = "decode_crash", f"{type(exc).__name__}: {exc}"
-        return outcome
+        return PageOutcome.failed(DecodeCrashed(f"{type(exc).__name__}: {exc}"))
     outcome.encoding = decoded.encoding
 
     if job.follow_links:
@@ -127,14 +144,14 @@ def _process_page(job: PageJob) -> PageOutcome:
         extraction = extract(decoded.text, job.final_url)
     except EmptyExtraction as exc:
         if job.kind is PageKind.ARTICLE:
-            outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+            outcome.fail(exc)
         return outcome
     except ExtractionError as exc:
-        outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+        outcome.fail(exc)
         return outcome
     except Exception as exc:  # trafilatura/lxml on a pathological page
         log.exception("extraction crashed on %s", job.final_url)
-        outcome.error_reason, outcome.error_message = "extract_crash", f"{type(exc).__name__}: {exc}"
+        outcome.fail(ExtractionCrashed(f"{type(exc).__name__}: {exc}"))
         return outcome
 
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:

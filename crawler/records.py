@@ -7,8 +7,10 @@ live at the bottom of the package graph so that nothing here imports a store or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+
+from crawler.errors import CrawlerError, DisallowedByRobots, OverBudget
 
 
 class UrlStatus(StrEnum):
@@ -54,3 +56,44 @@ class UrlState:
     next_visit_at: datetime | None = None
     #: The current revisit interval in seconds, adapted to how often the page changes.
     revisit_interval: float | None = None
+
+
+#: Error messages are stored truncated: a URL table is not a log.
+MAX_ERROR_MESSAGE = 500
+
+
+def failure_record(
+    url: str,
+    source_id: str | None,
+    depth: int,
+    error: CrawlerError,
+    *,
+    attempts: int = 1,
+    now: datetime | None = None,
+    waiting: bool = False,
+) -> UrlState:
+    """The record of a visit that ended in ``error``: the one place a failure becomes a state.
+
+    ``disallowed`` for a robots.txt refusal; ``queued`` for a visit that waits (``waiting``: a
+    retry is scheduled; or a spent page budget), keeping the reason so that ``status`` and the
+    URL table show why; else ``failed_transient`` or ``failed_permanent`` by the error's class.
+    """
+    if isinstance(error, DisallowedByRobots):
+        status = UrlStatus.DISALLOWED
+    elif waiting or isinstance(error, OverBudget):
+        status = UrlStatus.QUEUED
+    elif error.transient:
+        status = UrlStatus.FAILED_TRANSIENT
+    else:
+        status = UrlStatus.FAILED_PERMANENT
+    return UrlState(
+        url,
+        source_id,
+        status,
+        depth,
+        http_status=getattr(error, "status", None),
+        error_reason=error.reason,
+        error_message=str(error)[:MAX_ERROR_MESSAGE] or None,
+        fetched_at=now or datetime.now(UTC),
+        attempts=attempts,
+    )

@@ -19,7 +19,7 @@ from typing import Protocol
 import httpx
 from protego import Protego
 
-from crawler.errors import BlockedAddress, DisallowedByRobots, FetchError, TransientFetchError
+from crawler.errors import BlockedAddress, DisallowedByRobots, FetchError, RobotsUnavailable
 from crawler.urls import origin_of
 
 ROBOTS_MAX_BYTES = 512_000
@@ -87,10 +87,8 @@ class RobotsCache:
                     entry = await self._load(origin)
                     self._entries[origin] = entry
         if entry.parser is None:
-            raise TransientFetchError(
-                f"robots.txt of {origin} is unavailable; not fetching until it is",
-                url=url,
-                reason="robots_unavailable",
+            raise RobotsUnavailable(
+                f"robots.txt of {origin} is unavailable; not fetching until it is", url=url
             )
         return entry.parser
 

@@ -17,19 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crawler.document import utcnow
-from crawler.errors import DisallowedByRobots, FetchError, ServerError
+from crawler.errors import FetchError, RobotsUnavailable, ServerError
 from crawler.fetch import FetchResult
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome
-from crawler.records import UrlState, UrlStatus
+from crawler.records import MAX_ERROR_MESSAGE, UrlState, UrlStatus
 from crawler.recrawl import links_digest, not_modified_state, schedule_visit
 from crawler.robots import ROBOTS_FAILURE_TTL
 from crawler.sources import Source
 from crawler.urls import DEFAULT_MAX_URL_LENGTH
-
-#: Error messages are stored truncated: a URL table is not a log.
-MAX_ERROR_MESSAGE = 500
-
 
 # -- politeness ----------------------------------------------------------------------------------
 
@@ -47,51 +43,6 @@ def host_concurrency(source: Source | None, default: int) -> int:
 
 
 # -- records -------------------------------------------------------------------------------------
-
-
-def failure_state(
-    url: str,
-    source_id: str | None,
-    depth: int,
-    exc: FetchError,
-    *,
-    attempts: int = 1,
-    now: datetime | None = None,
-) -> UrlState:
-    """The final record of a visit that failed: disallowed, transient (retries spent) or permanent."""
-    if isinstance(exc, DisallowedByRobots):
-        status = UrlStatus.DISALLOWED
-    elif exc.transient:
-        status = UrlStatus.FAILED_TRANSIENT
-    else:
-        status = UrlStatus.FAILED_PERMANENT
-    return UrlState(
-        url,
-        source_id,
-        status,
-        depth,
-        http_status=getattr(exc, "status", None),
-        error_reason=exc.reason,
-        error_message=str(exc)[:MAX_ERROR_MESSAGE],
-        fetched_at=now or utcnow(),
-        attempts=attempts,
-    )
-
-
-def retry_pending_state(
-    url: str,
-    source_id: str | None,
-    depth: int,
-    exc: FetchError,
-    *,
-    attempts: int,
-    now: datetime | None = None,
-) -> UrlState:
-    """The record of a visit waiting for its next try: still QUEUED, with the last error's reason
-    so that ``status`` and the URL table show why it is waiting."""
-    state = failure_state(url, source_id, depth, exc, attempts=attempts, now=now)
-    state.status = UrlStatus.QUEUED
-    return state
 
 
 def redirect_state(
@@ -288,6 +239,6 @@ def retry_delay(
     delay = rng() * backoff
     if isinstance(exc, ServerError) and exc.retry_after is not None:
         delay = max(delay, exc.retry_after)
-    if exc.reason == "robots_unavailable":
+    if isinstance(exc, RobotsUnavailable):
         delay = max(delay, ROBOTS_FAILURE_TTL)
     return min(delay, policy.ceiling)

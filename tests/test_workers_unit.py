@@ -20,15 +20,15 @@ from crawler.errors import (
     HTTPStatusError,
     InvalidURL,
     NotHTML,
+    RobotsUnavailable,
     ServerError,
     TransientFetchError,
 )
-from crawler.records import UrlState, UrlStatus
+from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.sources import Source
 from crawler.visit import (
     RetryPolicy,
     already_done,
-    failure_state,
     host_delay,
     retry_delay,
 )
@@ -98,7 +98,7 @@ def test_retry_after_is_a_floor_capped_by_the_ceiling() -> None:
 def test_robots_unavailable_waits_out_the_cached_failure() -> None:
     from crawler.robots import ROBOTS_FAILURE_TTL
 
-    exc = TransientFetchError("robots.txt 503", reason="robots_unavailable")
+    exc = RobotsUnavailable("robots.txt 503")
     assert retry_delay(exc, 0, POLICY, rng=lambda: 0.0) == ROBOTS_FAILURE_TTL
 
 
@@ -107,16 +107,17 @@ def test_retry_policy_refuses_delays_beyond_its_ceiling() -> None:
         RetryPolicy(max_delay=2000.0, ceiling=1000.0)
 
 
-def test_failure_state_statuses() -> None:
-    assert failure_state("u", "s", 1, DisallowedByRobots("x")).status is UrlStatus.DISALLOWED
-    transient = failure_state("u", "s", 1, ServerError("503", status=503), attempts=5)
+def test_failure_record_statuses() -> None:
+    assert failure_record("u", "s", 1, DisallowedByRobots("x")).status is UrlStatus.DISALLOWED
+    transient = failure_record("u", "s", 1, ServerError("503", status=503), attempts=5)
     assert (transient.status, transient.error_reason, transient.http_status, transient.attempts) == (
         UrlStatus.FAILED_TRANSIENT,
         "http_503",
         503,
         5,
     )
-    assert failure_state("u", "s", 1, HTTPStatusError("404", status=404)).status is UrlStatus.FAILED_PERMANENT
+    permanent = failure_record("u", "s", 1, HTTPStatusError("404", status=404))
+    assert permanent.status is UrlStatus.FAILED_PERMANENT
 
 
 def test_host_delay_takes_the_longer_of_source_and_crawl_delay() -> None:

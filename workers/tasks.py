@@ -52,10 +52,21 @@ from celery.utils.log import get_task_logger
 
 from crawler.dedup import Fingerprint
 from crawler.document import utcnow
-from crawler.errors import DisallowedByRobots, FetchError, InvalidURL, TransientFetchError
+from crawler.errors import (
+    DisallowedByRobots,
+    FetchError,
+    HostBusy,
+    InternalError,
+    InvalidURL,
+    OverBudget,
+    TimeLimitExceeded,
+    UnknownSource,
+    WorkerLost,
+)
 from crawler.fetch import Fetcher, FetchLimits, FetchResult, make_client
 from crawler.links import PageKind, Scope
 from crawler.pipeline import process_page
+from crawler.records import failure_record
 from crawler.recrawl import conditional_headers, is_due
 from crawler.robots import RobotsCache
 from crawler.sources import Source
@@ -63,12 +74,10 @@ from crawler.urls import canonicalize, host_of
 from crawler.visit import (
     RetryPolicy,
     already_done,
-    failure_state,
     host_concurrency,
     host_delay,
     page_job,
     retry_delay,
-    retry_pending_state,
     visit_state,
 )
 from settings import get_settings
@@ -90,8 +99,6 @@ INFRA_ERRORS: tuple[type[BaseException], ...] = (
 INFRA_MAX_RETRIES = 8
 #: Sources are re-read from the seeds directory at most this often (seconds).
 SOURCES_TTL = 30.0
-#: ``error_reason`` of a URL left QUEUED because its run's ``max_pages`` was spent.
-OVER_BUDGET = "over_budget"
 #: Tries of the final spacing check before a request gives up (and is retried later).
 MAX_GO_TRIES = 50
 #: Seconds a host's request slot outlives the page deadline (the turn's wait, the last spacing).
@@ -298,7 +305,7 @@ async def start_request(state: CrawlState, host: str, delay: float) -> None:
         if wait <= 0:
             return
         await asyncio.sleep(wait)
-    raise TransientFetchError(f"{host} stayed busy; trying later", reason="throttled")
+    raise HostBusy(f"{host} stayed busy; trying later")
 
 
 class _HopGate:
@@ -335,16 +342,8 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Res
     state, store = rt.state, rt.store
     source = rt.sources.get(visit.source_id)
     if source is None:
-        store.record_url(
-            UrlState(
-                visit.url,
-                visit.source_id,
-                UrlStatus.FAILED_PERMANENT,
-                visit.depth,
-                error_reason="unknown_source",
-                error_message=f"no source {visit.source_id!r} in the seeds or in Redis",
-            )
-        )
+        unknown = UnknownSource(f"no source {visit.source_id!r} in the seeds or in Redis")
+        store.record_url(failure_record(visit.url, visit.source_id, visit.depth, unknown))
         return Result("unknown_source")
     previous = store.get_url(visit.url)
     if already_done(previous, visit.since):
@@ -353,16 +352,9 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Res
     try:
         if deliveries > rt.config.max_deliveries:
             log.error("giving up %s: %d deliveries never finished", visit.url, deliveries - 1)
+            lost = WorkerLost(f"the worker died {deliveries - 1} times on this page")
             store.record_url(
-                UrlState(
-                    visit.url,
-                    visit.source_id,
-                    UrlStatus.FAILED_PERMANENT,
-                    visit.depth,
-                    error_reason="worker_lost",
-                    error_message=f"the worker died {deliveries - 1} times on this page",
-                    attempts=visit.attempt + 1,
-                )
+                failure_record(visit.url, visit.source_id, visit.depth, lost, attempts=visit.attempt + 1)
             )
             return Result("worker_lost")
         return await _visit(rt, visit, source, previous, redelivered=deliveries > 1 or retried)
@@ -408,7 +400,8 @@ async def _visit(
             )
             if over_budget:
                 # Over the page budget: kept queued, so that the next run resumes it.
-                store.record_url(UrlState(url, source.id, UrlStatus.QUEUED, depth, error_reason=OVER_BUDGET))
+                spent = OverBudget(f"{source.id}: max_pages spent")
+                store.record_url(failure_record(url, source.id, depth, spent))
                 return Result("over_budget")
             if grant.wait > 0:
                 await asyncio.sleep(grant.wait)
@@ -427,14 +420,14 @@ async def _visit(
         finally:
             state.release(host, grant.token)
     except DisallowedByRobots as exc:
-        store.record_url(failure_state(url, source.id, depth, exc, attempts=attempts))
+        store.record_url(failure_record(url, source.id, depth, exc, attempts=attempts))
         return Result("disallowed")
     except FetchError as exc:
         delay_s = retry_delay(exc, visit.attempt, rt.policy)
         if delay_s is None:
-            store.record_url(failure_state(url, source.id, depth, exc, attempts=attempts))
+            store.record_url(failure_record(url, source.id, depth, exc, attempts=attempts))
             return Result("failed", error=exc)
-        store.record_url(retry_pending_state(url, source.id, depth, exc, attempts=attempts))
+        store.record_url(failure_record(url, source.id, depth, exc, attempts=attempts, waiting=True))
         return Result("retry", countdown=delay_s, error=exc)
     return _handle_page(rt, visit, source, scope, result, previous, redelivered=redelivered)
 
@@ -615,31 +608,13 @@ def fetch_page(
         ) from exc
     except SoftTimeLimitExceeded:
         log.error("time limit reached on %s", url)
-        rt.store.record_url(
-            UrlState(
-                url,
-                source_id,
-                UrlStatus.FAILED_TRANSIENT,
-                int(depth),
-                error_reason="time_limit",
-                error_message=f"the visit took longer than {rt.config.task_soft_time_limit:g} s",
-                attempts=visit.attempt + 1,
-            )
-        )
+        cut = TimeLimitExceeded(f"the visit took longer than {rt.config.task_soft_time_limit:g} s")
+        rt.store.record_url(failure_record(url, source_id, int(depth), cut, attempts=visit.attempt + 1))
         return {"status": "time_limit"}
     except Exception as exc:  # a bug must cost one URL, never a redelivery loop
         log.exception("unexpected error on %s", url)
-        rt.store.record_url(
-            UrlState(
-                url,
-                source_id,
-                UrlStatus.FAILED_TRANSIENT,
-                int(depth),
-                error_reason="internal",
-                error_message=f"{type(exc).__name__}: {exc}"[:500],
-                attempts=visit.attempt + 1,
-            )
-        )
+        bug = InternalError(f"{type(exc).__name__}: {exc}")
+        rt.store.record_url(failure_record(url, source_id, int(depth), bug, attempts=visit.attempt + 1))
         return {"status": "internal"}
     if result.status == "retry":
         assert result.error is not None
@@ -726,7 +701,7 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
     waiting = list(
         itertools.islice(rt.store.iter_urls(status=UrlStatus.QUEUED, source=source.id), MAX_QUEUED_PER_RUN)
     )
-    pending += [s for s in waiting if s.error_reason == OVER_BUDGET]
+    pending += [s for s in waiting if s.error_reason == OverBudget.reason]
     now = utcnow()
     # Pages whose next visit has come: list pages often, articles rarely (crawler.recrawl).
     pending += itertools.islice(rt.store.iter_due_urls(source.id, now), MAX_DUE_PER_RUN)
@@ -736,7 +711,7 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
         try:
             starts.append(canonicalize(raw, max_length=rt.limits.max_url_length))
         except InvalidURL as exc:
-            rt.store.record_url(failure_state(raw, source.id, 0, exc))
+            rt.store.record_url(failure_record(raw, source.id, 0, exc))
     known = rt.store.get_urls(starts)
     starts = [url for url in starts if is_due(known.get(url), now)]
     queued = 0
@@ -752,6 +727,6 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
         if ok:
             send_fetch(state.url, source.id, state.depth, run=run, revisit=True, via=rt.sender)
             resumed += 1
-    resumed += _resend_lost(rt, source, [s for s in waiting if s.error_reason != OVER_BUDGET], now)
+    resumed += _resend_lost(rt, source, [s for s in waiting if s.error_reason != OverBudget.reason], now)
     log.info("run %.3f of %s: %d start URLs queued, %d earlier URLs resumed", run, source.id, queued, resumed)
     return {"status": "started", "run": run, "queued": queued, "resumed": resumed}
