@@ -22,7 +22,6 @@ from crawler.errors import (
     NotHTML,
     RobotsUnavailable,
     ServerError,
-    TransientFetchError,
 )
 from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.sources import Source
