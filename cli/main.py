@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from crawler.errors import ConfigError, CrawlerError
 from crawler.sources import Source
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, greppable
 
@@ -87,6 +89,7 @@ def _status_line(crawl: Any) -> Text:
 
 
 async def _run_crawl(crawl: Any, console: Console) -> Any:
+    _stop_on_signals(crawl, console)
     if not console.is_terminal:
         return await crawl.run()
     task = asyncio.create_task(crawl.run())
@@ -95,6 +98,22 @@ async def _run_crawl(crawl: Any, console: Console) -> Any:
             live.update(_status_line(crawl))
             await asyncio.wait({task}, timeout=0.25)
     return task.result()
+
+
+def _stop_on_signals(crawl: Any, console: Console) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM stops the crawl: the pages in flight get a few seconds, the
+    rest stays queued in the store. A second signal stops it at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        now = crawl.stats.interrupted
+        console.print(
+            f"{name}: stopping now" if now else f"{name}: finishing the pages in flight (again to stop now)"
+        )
+        crawl.stop(now=now)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum.name)
 
 
 def summary_table(stats: Any) -> Table:
@@ -112,6 +131,8 @@ def summary_table(stats: Any) -> Table:
         table.add_row("unchanged since last crawl", str(stats.unchanged))
     if stats.resumed:
         table.add_row("known URLs visited again", str(stats.resumed))
+    if stats.retries:
+        table.add_row("transient failures tried again", str(stats.retries))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -135,15 +156,21 @@ def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: C
         max_pages=args.max_pages,
         max_depth=args.max_depth,
         concurrency=args.concurrency,
+        delay=args.delay,
         allow_private_networks=True if args.allow_private_networks else None,
-        per_host_delay=args.delay,
-        revisit_all=True if getattr(args, "revisit_all", False) else None,
-        retry_failed=True if getattr(args, "retry_failed", False) else None,
+        revisit_all=bool(getattr(args, "revisit_all", False)),
+        retry_failed=bool(getattr(args, "retry_failed", False)),
     )
     with _open_store(args) as store:
         crawl = EmbeddedCrawl(sources, store, options)
         stats = asyncio.run(_run_crawl(crawl, err_console))
     console.print(summary_table(stats))
+    if stats.interrupted:
+        err_console.print(
+            f"interrupted: {stats.waiting} URL(s) wait in the store; run the same command again "
+            "to continue where the crawl stopped",
+            highlight=False,
+        )
     return stats
 
 
@@ -152,8 +179,8 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         err_console.print("crawl: give at least one source id or start URL (see `crawler sources`)")
         return EXIT_USAGE
     sources = resolve_targets(args.targets, max_depth=args.max_depth)
-    crawl_sources(sources, args, console=Console())
-    return EXIT_OK
+    stats = crawl_sources(sources, args, console=Console())
+    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -508,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`crawler export | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,21 +2,29 @@
 
 Shape of the run::
 
-    frontier (depth-ordered queue) ──> N fetch tasks ──> process pool ──> writer ──> store
-          ^                              │ robots, per-host throttle        (batched, one
-          └──── links in scope ──────────┘                                 thread, off-loop)
+    store ──> frontier (depth-ordered) ──> N visits (crawler.visit.run_visit) ──> process pool
+      ^          ^  durable: a URL is recorded `queued`       │ robots, host turn, fetch
+      │          │  before it is fetched                      │
+      └─ writer ─┴──────────── links in scope, records, documents
 
-The event loop only does I/O and bookkeeping; decoding, link finding and extraction run in
-worker processes (:func:`crawler.pipeline.process_page`), so every core extracts. Each URL is
-claimed once (``seen``) before it is queued or followed as a redirect target, so no page is
-fetched twice in one crawl. Every URL taken from the frontier ends recorded in the store with a
-status and, for failures, a reason.
+Every visit is :func:`crawler.visit.run_visit`, the routine the Celery workers run too; this
+module plugs in the in-process ports: a frontier with claims (``seen``) and a write-through
+view of the store's URL states, a host throttle, a page budget, a process pool, and one writer
+thread that stores records and documents in batches (group commit: whatever arrived while the
+previous batch was written).
 
-A crawl continues the store's earlier crawls of its sources (:mod:`crawler.recrawl`): it starts
-from the start URLs and every known URL whose next visit has come (and those a page budget
-left queued; with ``retry_failed``, those that failed transiently), skips known URLs that are
-not due, and re-visits with conditional requests: a 304 stores nothing, a changed article is
-stored as its next version.
+The frontier is durable. A URL is recorded ``queued`` before it is fetched, and a page's state
+is written only after the ``queued`` records of its links, so a crawl stopped at any moment
+(Ctrl-C, SIGTERM, ``kill -9``) loses nothing: the same command continues from the store, and
+only the pages in flight are fetched again. On :meth:`EmbeddedCrawl.stop` (the CLI's SIGINT and
+SIGTERM handler) the crawl takes no new page, gives the pages in flight a few seconds, hands
+back the rest (they stay ``queued``) and writes out what it has.
+
+Transient failures are retried within the run, with the workers' policy
+(:func:`crawler.visit.retry_delay`: backoff with full jitter, Retry-After as a floor). A crawl
+continues the store's earlier crawls of its sources (:func:`crawler.recrawl.plan_run`): the
+start URLs always, then the known URLs left queued or due again; links to known pages that are
+not due are skipped, and re-visits are conditional requests.
 """
 
 from __future__ import annotations
@@ -32,47 +40,45 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from crawler.dedup import DEFAULT_PARAMS, Fingerprint
+from crawler.dedup import Fingerprint
 from crawler.document import Document, utcnow
-from crawler.errors import (
-    CrawlerError,
-    ExtractionCrashed,
-    ExtractionTimeout,
-    FetchError,
-    InternalError,
-    InvalidURL,
-    OverBudget,
-)
-from crawler.fetch import Fetcher, FetchLimits, make_client
+from crawler.errors import ExtractionCrashed, ExtractionTimeout, InternalError
+from crawler.fetch import FetchLimits, make_client
 from crawler.links import Scope
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.politeness import HostThrottle
 from crawler.records import UrlState, UrlStatus, failure_record
-from crawler.recrawl import conditional_headers, is_due
+from crawler.recrawl import is_due, plan_run
 from crawler.robots import RobotsCache
 from crawler.sources import Source
-from crawler.urls import canonicalize, host_of
 from crawler.visit import (
-    host_concurrency,
-    host_delay,
-    page_job,
-    visit_state,
+    Child,
+    Politeness,
+    RetryPolicy,
+    Turn,
+    Visit,
+    VisitPorts,
+    VisitResult,
+    already_done,
+    run_visit,
 )
 
 if TYPE_CHECKING:
     from settings import Settings
-    from storage.sql import StoryOutcome
 
 log = logging.getLogger(__name__)
 
-_WRITE_BATCH = 200
-_WRITE_INTERVAL = 0.5
+#: At most this many records and documents are written in one transaction.
+_WRITE_BATCH = 500
+#: Documents waiting for the writer: bounded, so that a writer slower than extraction (its
+#: near-duplicate checks grow with the store) slows the crawl instead of growing its memory.
 _MAX_WAITING_DOCUMENTS = 128
 _WRITE_BATCH_DOCUMENTS = _MAX_WAITING_DOCUMENTS // 2  # one batch is stored while the next fills
 _EXTRACT_GRACE = 10.0
-_MAX_REJECTED_MEMO = 100_000  # per source: links judged out of scope that are not judged again
+#: Seconds the pages in flight get to finish after a stop before they are handed back.
+STOP_GRACE = 5.0
 
 
 class DocumentStore(Protocol):
@@ -85,44 +91,67 @@ class DocumentStore(Protocol):
         threshold: float,
         keep_text: bool,
         states: Sequence[UrlState] = (),
-    ) -> Sequence[StoryOutcome]: ...
+    ) -> Sequence[Any]: ...
 
     def record_urls(self, states: Sequence[UrlState]) -> None: ...
+
+    def add_queued(self, states: Sequence[UrlState]) -> None: ...
 
     def iter_urls(self, *, source: str | None = None) -> Iterator[UrlState]: ...
 
 
 @dataclass(slots=True)
 class CrawlOptions:
+    """How one embedded crawl runs. Built by :meth:`from_settings`: the values come from the
+    settings, a command line's flags override single ones."""
+
+    concurrency: int
+    politeness: Politeness
+    allow_private_networks: bool
+    extract_workers: int  # 0: one per core
+    extract_timeout: float
+    near_dup_threshold: float
+    keep_duplicate_text: bool
+    limits: FetchLimits
+    retry: RetryPolicy
     max_pages: int | None = None
     max_depth: int | None = None
-    concurrency: int = 16
-    per_host_concurrency: int = 2
-    per_host_delay: float = 1.0
-    allow_private_networks: bool = False
-    extract_workers: int = 0  # 0: one per core
-    extract_timeout: float = 30.0
-    near_dup_threshold: float = DEFAULT_PARAMS.threshold
-    keep_duplicate_text: bool = False
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
     retry_failed: bool = False  # visit again the URLs whose last visit failed transiently
-    limits: FetchLimits = field(default_factory=lambda: FetchLimits(user_agent="policy-crawler/0.1"))
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: object) -> CrawlOptions:
-        values: dict[str, object] = {
-            "concurrency": settings.concurrency,
-            "per_host_concurrency": settings.per_host_concurrency,
-            "per_host_delay": settings.per_host_delay,
-            "allow_private_networks": settings.allow_private_networks,
-            "extract_workers": settings.extract_workers,
-            "extract_timeout": settings.extract_timeout,
-            "near_dup_threshold": settings.near_dup_threshold,
-            "keep_duplicate_text": settings.keep_duplicate_text,
-            "limits": FetchLimits.from_settings(settings),
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        max_pages: int | None = None,
+        max_depth: int | None = None,
+        concurrency: int | None = None,
+        delay: float | None = None,
+        allow_private_networks: bool | None = None,
+        extract_workers: int | None = None,
+        revisit_all: bool = False,
+        retry_failed: bool = False,
+    ) -> CrawlOptions:
+        """``concurrency``/``delay``: a command line's ``--concurrency``/``--delay``; they win
+        over the settings and over each source's own per-host values."""
+        return cls(
+            concurrency=settings.concurrency if concurrency is None else concurrency,
+            politeness=settings.politeness(delay=delay, concurrency=concurrency),
+            allow_private_networks=(
+                settings.allow_private_networks if allow_private_networks is None else allow_private_networks
+            ),
+            extract_workers=settings.extract_workers if extract_workers is None else extract_workers,
+            extract_timeout=settings.extract_timeout,
+            near_dup_threshold=settings.near_dup_threshold,
+            keep_duplicate_text=settings.keep_duplicate_text,
+            limits=settings.fetch_limits(),
+            retry=settings.retry_policy(),
+            max_pages=max_pages,
+            max_depth=max_depth,
+            revisit_all=revisit_all,
+            retry_failed=retry_failed,
+        )
 
 
 @dataclass(slots=True)
@@ -133,12 +162,17 @@ class CrawlStats:
     unchanged: int = 0  # re-crawled pages whose text this URL had already stored
     versions: int = 0  # re-crawled articles that changed: stored as a new version
     not_modified: int = 0  # re-visits answered 304
-    resumed: int = 0  # known URLs queued at the start (due, left queued, or retried)
+    resumed: int = 0  # known URLs queued at the start (left queued, due, or retried)
     redirects_skipped: int = 0
+    retries: int = 0  # transient failures tried again within the run
+    starts_answered: int = 0  # start URLs the server answered (a page, a 304 or a redirect)
     bytes_fetched: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
     queued: int = 0
+    #: Stopped before the end (SIGINT, SIGTERM): ``waiting`` URLs are left queued in the store.
+    interrupted: bool = False
+    waiting: int = 0
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -156,6 +190,26 @@ class CrawlStats:
     def error_count(self) -> int:
         return sum(self.errors.values())
 
+    def count(self, result: VisitResult) -> None:
+        """Add one visit's result."""
+        status = result.status
+        if status in ("fetched", "rejected"):
+            self.pages_fetched += 1
+            self.bytes_fetched += result.bytes
+            if result.outcome is not None and result.outcome.error_reason:
+                self.errors[result.outcome.error_reason] += 1
+        elif status == "not_modified":
+            self.not_modified += 1
+        elif status == "redirected":
+            self.redirects_skipped += 1
+        elif status == "retry":
+            self.retries += 1
+        elif status == "over_budget":
+            self.skipped["page_budget"] += 1
+        elif result.error is not None:
+            self.errors[result.error.reason] += 1
+        self.skipped.update(result.skipped)
+
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     # forkserver: workers fork from a clean process that has imported the pipeline once,
@@ -171,8 +225,13 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 class _Item:
     depth: int
     seq: int
-    url: str = field(compare=False)
-    source_id: str = field(compare=False)
+    visit: Visit = field(compare=False)
+
+
+# What the writer is given: a URL to record as queued (with the frontier item it gates), a
+# URL's state, or a page's state with its document.
+_Queued = tuple[UrlState, _Item]
+_Write = tuple[str, UrlState, Any]
 
 
 class EmbeddedCrawl:
@@ -184,19 +243,21 @@ class EmbeddedCrawl:
         self.store = store
         self.options = options
         self.stats = CrawlStats()
+        #: The run's name (epoch seconds): start URLs and known pages are re-visited for it.
+        self.run_id = time.time()
         self.seen: set[str] = set()
-        #: What earlier crawls recorded about the sources' URLs (loaded when the run starts).
+        #: What the store holds about the sources' URLs: loaded when the run starts, then kept
+        #: up to date with every record this crawl writes (a write-through view).
         self.known: dict[str, UrlState] = {}
-        self._rejected: dict[str, dict[str, str]] = {}  # per source: URL -> why not followed
-        self._now = utcnow()
-        self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
+        self._ready: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
-        self._writes: asyncio.Queue[tuple[UrlState, PageOutcome | None] | None] = asyncio.Queue()
-        # Documents waiting for the writer: bounded, so that a writer slower than extraction
-        # (its near-duplicate checks grow with the store) slows the crawl instead of growing it.
+        #: Visits taken on and not finished (waiting to be recorded, queued, in flight, or
+        #: waiting for a retry); the crawl is over when none is left.
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._writes: asyncio.Queue[_Write | None] = asyncio.Queue()
         self._write_room = asyncio.Semaphore(_MAX_WAITING_DOCUMENTS)
-        self._throttle = HostThrottle(delay=options.per_host_delay, concurrency=options.per_host_concurrency)
-        self._delay_set: set[str] = set()
+        self._throttle = HostThrottle()
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         # One thread does every store write: one SQLite connection and one malloc arena, where
         # asyncio.to_thread would spread the writes (and their memory) over several threads.
@@ -204,12 +265,31 @@ class EmbeddedCrawl:
         self._budget_left = options.max_pages  # the whole crawl's budget (--max-pages)
         # Each source's own page budget (``max_pages`` in its file).
         self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
+        self._starts: set[str] = set()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._busy: dict[asyncio.Task[None], bool] = {}  # worker task -> in a visit
+        self._retrying: set[asyncio.Task[None]] = set()
 
     @property
     def queue_size(self) -> int:
-        return self._queue.qsize()
+        return self._ready.qsize()
 
-    # -- frontier ---------------------------------------------------------------------------------
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop taking pages (call from the event loop, e.g. a signal handler). The pages in
+        flight get :data:`STOP_GRACE` seconds (none with ``now``); whatever is left stays queued
+        in the store for the next crawl."""
+        self._stopping = True
+        self.stats.interrupted = True
+        if now:
+            for task, busy in self._busy.items():
+                if busy:
+                    task.cancel()
+        self._stopped.set()
+
+    # -- the frontier (crawler.visit.Frontier) ----------------------------------------------------
 
     def _claim(self, url: str) -> bool:
         """Atomically (single event loop) mark ``url`` as taken; False if it already was."""
@@ -218,202 +298,69 @@ class EmbeddedCrawl:
         self.seen.add(url)
         return True
 
-    def _offer(self, url: str, source_id: str, depth: int) -> bool:
-        if url in self.seen:
-            return False  # queued or judged before: skip the scope check
-        rejected = self._rejected.get(source_id)
-        if rejected is not None and url in rejected:
-            self.stats.skipped[rejected[url]] += 1
-            return False
-        verdict = self.scopes[source_id].judge(url, depth)
-        if not verdict.follow:
-            reason = verdict.reason or "skipped"
-            self.stats.skipped[reason] += 1
-            memo = self._rejected.setdefault(source_id, {})
-            if reason != "too_deep" and len(memo) < _MAX_REJECTED_MEMO:
-                # Every other reason is a property of the URL alone, and the same chrome links
-                # appear on every page of a site: judge each once.
-                memo[url] = reason
-            return False
-        known = self.known.get(url)
-        if known is not None and not self.options.revisit_all and not is_due(known, self._now):
-            self.seen.add(url)  # visited by an earlier crawl, and its next visit has not come
-            self.stats.skipped["not_due"] += 1
-            return False
-        return self._enqueue(url, source_id, depth)
+    def redirect_claim(self, visit: Visit) -> Any:
+        return self._claim
 
-    def _enqueue(self, url: str, source_id: str, depth: int) -> bool:
-        if not self._claim(url):
+    async def follow(self, visit: Visit, children: list[Child]) -> tuple[int, int]:
+        queued = not_due = 0
+        now = utcnow()
+        for child in children:
+            if child.url in self.seen:
+                continue
+            known = self.known.get(child.url)
+            if known is not None and not self.options.revisit_all and not is_due(known, now):
+                self.seen.add(child.url)  # read by an earlier crawl; its next visit has not come
+                not_due += 1
+                continue
+            revisit = known is not None  # a page an earlier crawl read, due again
+            child_visit = Visit(child.url, visit.source_id, child.depth, run=self.run_id, revisit=revisit)
+            if self._take(child_visit, durable=revisit):
+                queued += 1
+        return queued, not_due
+
+    def _take(self, visit: Visit, *, durable: bool) -> bool:
+        """Claim ``visit``'s URL and put it on the frontier: at once when the store already
+        holds it (``durable``), else once its ``queued`` record is written."""
+        if not self._claim(visit.url):
             return False
-        self._queue.put_nowait(_Item(depth, next(self._seq), url, source_id))
+        self._unfinished += 1
+        self._idle.clear()
         self.stats.queued += 1
+        item = _Item(visit.depth, next(self._seq), visit)
+        if durable:
+            self._ready.put_nowait(item)
+        else:
+            queued = UrlState(visit.url, visit.source_id, UrlStatus.QUEUED, visit.depth, fetched_at=utcnow())
+            self._writes.put_nowait(("queued", queued, item))
         return True
 
-    def _load_known(self) -> None:
-        """Read what earlier crawls recorded about the sources' URLs, and queue the ones to visit
-        again now (:meth:`_resumes`)."""
-        self._now = utcnow()
-        for source_id in self.sources:
-            for state in self.store.iter_urls(source=source_id):
-                self.known[state.url] = state
-        for state in sorted(self.known.values(), key=lambda s: (s.depth, s.url)):
-            assert state.source is not None  # loaded by source
-            if (
-                self._resumes(state)
-                and self.scopes[state.source].judge(state.url, state.depth).follow
-                and self._enqueue(state.url, state.source, state.depth)
-            ):
-                self.stats.resumed += 1
+    def _finish(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._idle.set()
 
-    def _resumes(self, state: UrlState) -> bool:
-        """Whether a known URL is visited again from the start of this crawl: never after a
-        permanent failure, a robots.txt refusal or leaving the scope; after a transient failure
-        only when retries are asked for; otherwise when due, or always with ``revisit_all``."""
-        if state.status in (UrlStatus.FAILED_PERMANENT, UrlStatus.DISALLOWED, UrlStatus.OUT_OF_SCOPE):
-            return False
-        if state.status == UrlStatus.FAILED_TRANSIENT:
-            return self.options.retry_failed
-        return self.options.revisit_all or is_due(state, self._now)
+    # -- the host gate, budget, pages and sink (crawler.visit ports) -------------------------------
 
-    # -- run --------------------------------------------------------------------------------------
+    async def acquire(self, host: str, *, delay: float, concurrency: int, holder: str) -> Turn:
+        await self._throttle.acquire(host, delay=delay, concurrency=concurrency)
+        return Turn(release=lambda: self._throttle.release(host))
 
-    async def run(self) -> CrawlStats:
-        self._pool = self._new_pool()
-        limits = self.options.limits
-        per_host = max(
-            [self.options.per_host_concurrency] + [s.per_host_concurrency or 0 for s in self.sources.values()]
-        )
-        async with make_client(
-            limits,
-            allow_private_networks=self.options.allow_private_networks,
-            max_connections=max(self.options.concurrency, 10),
-            # Requests to one host are bounded by the per-host concurrency (HostThrottle); a
-            # little slack covers redirect hops to a host between throttled requests.
-            per_origin_connections=min(max(self.options.concurrency, 10), per_host + 2),
-        ) as client:
-            self._robots = RobotsCache(client, limits.user_agent)
-            self._fetcher = Fetcher(
-                client, limits, robots=self._robots, block_private=not self.options.allow_private_networks
-            )
-            self._load_known()
-            for source in self.sources.values():
-                for url in source.start_urls:
-                    try:
-                        self._offer(canonicalize(url, max_length=limits.max_url_length), source.id, 0)
-                    except InvalidURL as exc:
-                        self._record_failure(url, source.id, 0, exc)
-            writer = asyncio.create_task(self._writer())
-            tasks = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
-            try:
-                joined = asyncio.create_task(self._queue.join())
-                await asyncio.wait({joined, writer}, return_when=asyncio.FIRST_COMPLETED)
-                if not joined.done():  # the writer failed: the store's error ends the crawl
-                    joined.cancel()
-                    writer.result()
-            finally:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                await self._writes.put(None)
-                await writer
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._write_thread.shutdown(wait=True)
-        self.stats.finished = time.monotonic()
-        return self.stats
+    async def hop(self, host: str, *, delay: float) -> None:
+        await self._throttle.wait_turn(host, delay=delay)
 
-    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        workers = self.options.extract_workers or os.cpu_count() or 1
-        return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
-
-    async def _worker(self) -> None:
-        while True:
-            item = await self._queue.get()
-            try:
-                await self._visit(item)
-            except Exception as exc:  # a bug must cost one URL, never the crawl
-                log.exception("unexpected error on %s", item.url)
-                bug = InternalError(f"{type(exc).__name__}: {exc}")
-                self._record_failure(item.url, item.source_id, item.depth, bug)
-            finally:
-                self._queue.task_done()
-
-    async def _visit(self, item: _Item) -> None:
-        url, source_id, depth = item.url, item.source_id, item.depth
-        source = self.sources[source_id]
-        source_left = self._source_budget[source_id]
+    def take(self, visit: Visit, source: Source) -> bool:
+        source_left = self._source_budget[source.id]
         if (self._budget_left is not None and self._budget_left <= 0) or (
             source_left is not None and source_left <= 0
         ):
-            # Over a page budget: kept as queued so that a later crawl can resume it.
-            self._record(failure_record(url, source_id, depth, OverBudget(f"{source_id}: page budget spent")))
-            self.stats.skipped["page_budget"] += 1
-            return
+            return False
         if self._budget_left is not None:
             self._budget_left -= 1
         if source_left is not None:
-            self._source_budget[source_id] = source_left - 1
-        scope = self.scopes[source_id]
-        host = host_of(url)
-        previous = self.known.get(url)
-        try:
-            await self._robots(url)
-            await self._configure_host(host, url, source)
-            async with self._throttle.slot(host):
-                result = await self._fetcher.fetch(
-                    url, headers=conditional_headers(previous), claim=self._claim
-                )
-        except FetchError as exc:
-            self._record_failure(url, source_id, depth, exc)
-            return
-        kind = scope.judge(url, depth).kind
-        if result.not_modified or result.is_redirect:
-            if result.not_modified:
-                self.stats.not_modified += 1
-            else:
-                self.stats.redirects_skipped += 1
-            self._record(visit_state(url, source, depth, result, previous, kind=kind, now=utcnow()))
-            return
-        self.stats.pages_fetched += 1
-        self.stats.bytes_fetched += len(result.body)
-        job = page_job(
-            url,
-            result,
-            kind=kind,
-            source=source,
-            depth=depth,
-            max_depth=scope.max_depth,
-            max_url_length=self.options.limits.max_url_length,
-            time_limit=self.options.extract_timeout,
-            # No shingle set (~1,000 ints): it would cross the pipe only to be dropped, and a page
-            # waiting for the writer then costs little more than its text. The writer falls
-            # behind as the store grows (more near-duplicate candidates to check), and the
-            # shingle sets of the waiting pages were the crawl's growing memory.
-            keep_shingles=False,
-        )
-        outcome = await self._process(job)
-        for link in outcome.links:
-            self._offer(link, source_id, depth + 1)
-        if outcome.error_reason:
-            self.stats.errors[outcome.error_reason] += 1
-        state = visit_state(
-            url, source, depth, result, previous, kind=kind, outcome=outcome, now=job.fetched_at
-        )
-        if outcome.document is not None:
-            await self._write_room.acquire()  # released once the writer has stored it
-        await self._writes.put((state, outcome if outcome.document is not None else None))
+            self._source_budget[source.id] = source_left - 1
+        return True
 
-    async def _configure_host(self, host: str, url: str, source: Source) -> None:
-        if host in self._delay_set:
-            return
-        self._delay_set.add(host)
-        robots_delay = await self._robots.crawl_delay(url)
-        self._throttle.configure(
-            host,
-            delay=host_delay(source, self.options.per_host_delay, robots_delay),
-            concurrency=host_concurrency(source, self.options.per_host_concurrency),
-        )
-
-    async def _process(self, job: PageJob) -> PageOutcome:
+    async def process(self, job: PageJob) -> PageOutcome:
         assert self._pool is not None
         loop = asyncio.get_running_loop()
         try:
@@ -433,67 +380,230 @@ class EmbeddedCrawl:
             old.shutdown(wait=False, cancel_futures=True)
             return PageOutcome.failed(ExtractionCrashed("extraction process died"))
 
+    async def record(self, state: UrlState) -> None:
+        self.known[state.url] = state
+        self._writes.put_nowait(("state", state, None))
+
+    async def page(self, state: UrlState, outcome: PageOutcome) -> None:
+        self.known[state.url] = state
+        await self._write_room.acquire()  # released once the writer has stored it
+        self._writes.put_nowait(("page", state, outcome))
+
+    # -- run --------------------------------------------------------------------------------------
+
+    async def run(self) -> CrawlStats:
+        self._pool = self._new_pool()
+        options, limits = self.options, self.options.limits
+        per_host = max(options.politeness.concurrency_for(s) for s in self.sources.values())
+        writer = asyncio.create_task(self._writer())
+        try:
+            async with make_client(
+                limits,
+                allow_private_networks=options.allow_private_networks,
+                max_connections=max(options.concurrency, 10),
+                # Requests to one host are bounded by the per-host concurrency (HostThrottle); a
+                # little slack covers redirect hops to a host between throttled requests.
+                per_origin_connections=min(max(options.concurrency, 10), per_host + 2),
+            ) as client:
+                ports = VisitPorts(
+                    client=client,
+                    limits=limits,
+                    robots=RobotsCache(client, limits.user_agent),
+                    frontier=self,
+                    gate=self,
+                    budget=self,
+                    sink=self,
+                    pages=self,
+                    politeness=options.politeness,
+                    retry=options.retry,
+                    block_private=not options.allow_private_networks,
+                    extract_timeout=options.extract_timeout,
+                    # No shingle set (~1,000 ints): it would cross the pipe only to be dropped;
+                    # the store recomputes it from the text when a candidate needs it.
+                    keep_shingles=False,
+                )
+                await self._start()
+                workers = [asyncio.create_task(self._worker(ports)) for _ in range(options.concurrency)]
+                self._busy = dict.fromkeys(workers, False)
+                try:
+                    if self._unfinished:
+                        await self._until_done(writer)
+                finally:
+                    await self._wind_down(workers)
+        finally:
+            # Whatever was recorded is written out, whatever ended the run (a store that fails
+            # raises its error here).
+            self._writes.put_nowait(None)
+            try:
+                await writer
+            finally:
+                self._pool.shutdown(wait=not self.stats.interrupted, cancel_futures=True)
+                self._write_thread.shutdown(wait=True)
+        self.stats.finished = time.monotonic()
+        return self.stats
+
+    async def _until_done(self, writer: asyncio.Task[None]) -> None:
+        idle = asyncio.create_task(self._idle.wait())
+        stopped = asyncio.create_task(self._stopped.wait())
+        try:
+            await asyncio.wait({idle, writer, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            stopped.cancel()
+        if writer.done():  # the writer failed: the store's error ends the crawl
+            writer.result()
+
+    async def _wind_down(self, workers: list[asyncio.Task[None]]) -> None:
+        """End the workers: idle ones at once; after a stop, busy ones get the grace period and
+        are then cancelled (their URLs stay queued in the store)."""
+        for task in self._retrying:
+            task.cancel()
+        for task, busy in self._busy.items():
+            if not busy:
+                task.cancel()
+        busy_tasks = [t for t, busy in self._busy.items() if busy]
+        if busy_tasks and self._stopping:
+            _, busy_tasks_left = await asyncio.wait(busy_tasks, timeout=STOP_GRACE)
+            busy_tasks = list(busy_tasks_left)
+        for task in busy_tasks:
+            task.cancel()
+        await asyncio.gather(*workers, *self._retrying, return_exceptions=True)
+        self.stats.waiting = self._unfinished
+
+    async def _start(self) -> None:
+        """Read what the store holds about the sources' URLs and queue the run's start
+        (:func:`crawler.recrawl.plan_run`): start URLs, then the known URLs to visit again."""
+        now = utcnow()
+        for source_id in self.sources:
+            for state in self.store.iter_urls(source=source_id):
+                self.known[state.url] = state
+        by_source: dict[str, list[UrlState]] = {source_id: [] for source_id in self.sources}
+        for state in self.known.values():
+            if state.source in by_source:
+                by_source[state.source].append(state)
+        resumed: list[tuple[str, UrlState]] = []
+        for source_id, scope in self.scopes.items():
+            plan = plan_run(
+                scope,
+                by_source[source_id],
+                now,
+                retry_failed=self.options.retry_failed,
+                revisit_all=self.options.revisit_all,
+                max_url_length=self.options.limits.max_url_length,
+            )
+            for raw, exc in plan.invalid:
+                await self.record(failure_record(raw, source_id, 0, exc))
+                self.stats.errors[exc.reason] += 1
+            for url in plan.starts:
+                self._starts.add(url)
+                self._take(Visit(url, source_id, 0, run=self.run_id, revisit=True), durable=False)
+            resumed += [(source_id, state) for state in plan.resumed]
+        for source_id, state in sorted(resumed, key=lambda pair: (pair[1].depth, pair[1].url)):
+            visit = Visit(state.url, source_id, state.depth, run=self.run_id, revisit=True)
+            if self._take(visit, durable=True):
+                self.stats.resumed += 1
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        workers = self.options.extract_workers or os.cpu_count() or 1
+        return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+
+    async def _worker(self, ports: VisitPorts) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._stopping:
+            item = await self._ready.get()
+            if self._stopping:
+                break
+            self._busy[task] = True
+            try:
+                result = await self._visit(item.visit, ports)
+            finally:
+                self._busy[task] = False
+            self.stats.count(result)
+            if result.status in ("fetched", "rejected", "not_modified", "redirected") and (
+                item.visit.depth == 0 and item.visit.url in self._starts
+            ):
+                self.stats.starts_answered += 1
+            if result.status == "retry":
+                retry = asyncio.create_task(self._retry_later(item, result.countdown))
+                self._retrying.add(retry)
+                retry.add_done_callback(self._retrying.discard)
+            else:
+                self._finish()
+
+    async def _visit(self, visit: Visit, ports: VisitPorts) -> VisitResult:
+        source = self.sources[visit.source_id]
+        previous = self.known.get(visit.url)
+        if already_done(previous, visit.since):
+            return VisitResult("skipped")
+        try:
+            return await run_visit(visit, source, self.scopes[source.id], previous, ports)
+        except Exception as exc:  # a bug must cost one URL, never the crawl
+            log.exception("unexpected error on %s", visit.url)
+            bug = InternalError(f"{type(exc).__name__}: {exc}")
+            await self.record(
+                failure_record(visit.url, source.id, visit.depth, bug, attempts=visit.attempt + 1)
+            )
+            return VisitResult("failed", error=bug)
+
+    async def _retry_later(self, item: _Item, delay: float) -> None:
+        """Put a visit that failed transiently back on the frontier after ``delay`` seconds
+        (its URL is recorded queued, with the reason, meanwhile)."""
+        await asyncio.sleep(delay)
+        retry = item.visit.next_attempt()
+        self._ready.put_nowait(_Item(retry.depth, next(self._seq), retry))
+
     # -- recording --------------------------------------------------------------------------------
 
-    def _record_failure(self, url: str, source_id: str, depth: int, exc: CrawlerError) -> None:
-        self.stats.errors[exc.reason] += 1
-        self._record(failure_record(url, source_id, depth, exc))
-
-    def _record(self, state: UrlState) -> None:
-        self._writes.put_nowait((state, None))
-
     async def _writer(self) -> None:
-        """Batch URL states and documents into few transactions, run off the event loop."""
+        """Write records and documents in batches, off the event loop. A batch is whatever
+        arrived while the previous one was written (group commit): no timer delays a URL's
+        ``queued`` record, which its fetch waits for."""
+        loop = asyncio.get_running_loop()
         done = False
         while not done:
-            batch: list[tuple[UrlState, PageOutcome | None]] = []
-            item = await self._writes.get()
-            if item is None:
-                done = True
-            else:
-                batch.append(item)
-                documents = int(item[1] is not None)
-                deadline = time.monotonic() + _WRITE_INTERVAL
-                while len(batch) < _WRITE_BATCH and documents < _WRITE_BATCH_DOCUMENTS:
-                    timeout = deadline - time.monotonic()
-                    if timeout <= 0:
-                        break
-                    try:
-                        item = await asyncio.wait_for(self._writes.get(), timeout)
-                    except TimeoutError:
-                        break
-                    if item is None:
-                        done = True
-                        break
-                    batch.append(item)
-                    documents += item[1] is not None
-            if batch:
-                stored, versions, duplicates, unchanged = await asyncio.get_running_loop().run_in_executor(
-                    self._write_thread, self._flush, batch
-                )
-                for _ in range(documents):
-                    self._write_room.release()
-                self.stats.documents_stored += stored
-                self.stats.versions += versions
-                self.stats.duplicates += duplicates
-                self.stats.unchanged += unchanged
+            first = await self._writes.get()
+            if first is None:
+                break
+            batch = [first]
+            documents = int(first[0] == "page")
+            while len(batch) < _WRITE_BATCH and documents < _WRITE_BATCH_DOCUMENTS:
+                try:
+                    entry = self._writes.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if entry is None:
+                    done = True
+                    break
+                batch.append(entry)
+                documents += entry[0] == "page"
+            counts = await loop.run_in_executor(self._write_thread, self._flush, batch)
+            for kind, _, item in batch:
+                if kind == "queued":
+                    self._ready.put_nowait(item)
+            for _ in range(documents):
+                self._write_room.release()
+            self.stats.documents_stored += counts["stored"]
+            self.stats.versions += counts["version"]
+            self.stats.duplicates += counts["copy"]
+            # "unchanged": this URL stored this very text before, a re-crawl, not a copy
+            self.stats.unchanged += counts["unchanged"]
 
-    def _flush(self, batch: list[tuple[UrlState, PageOutcome | None]]) -> tuple[int, int, int, int]:
-        """Store a batch: new stories, copies of earlier ones (URL state ``duplicate``, set by the
-        store in the same transaction), re-crawls; then the states of the pages without a text."""
-        pages = [
-            (state, outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
-            for state, outcome in batch
-            if outcome is not None and outcome.document is not None
-        ]
+    def _flush(self, batch: list[_Write]) -> Counter[str]:
+        """Store a batch, in an order that a crash at any point leaves safe: the ``queued``
+        records first (insert-if-absent: a URL with a state keeps it), then the states of pages
+        without a document, then documents with their pages' states (copies recorded
+        ``duplicate`` by the store in the same transaction)."""
+        self.store.add_queued([state for kind, state, _ in batch if kind == "queued"])
+        self.store.record_urls([state for kind, state, _ in batch if kind == "state"])
+        pages = [(state, outcome) for kind, state, outcome in batch if kind == "page"]
         results = self.store.add_stories(
-            [(document, fingerprint) for _, document, fingerprint in pages],
+            [
+                (outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
+                for _, outcome in pages
+            ],
             threshold=self.options.near_dup_threshold,
             keep_text=self.options.keep_duplicate_text,
-            states=[state for state, _, _ in pages],
+            states=[state for state, _ in pages],
         )
-        without_text = [state for state, outcome in batch if outcome is None or outcome.document is None]
-        self.store.record_urls(without_text)
-        counts = Counter(result.status for result in results)
-        # "unchanged": this URL stored this very text before, a re-crawl, not a copy
-        return counts["stored"], counts["version"], counts["copy"], counts["unchanged"]
+        return Counter(result.status for result in results)

@@ -38,10 +38,11 @@ import re
 import struct
 import unicodedata
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from crawler.normalize import strip_pinyin_readings
 
@@ -276,8 +277,48 @@ def score(a: set[int], b: set[int], measure: str = "jaccard") -> float:
     return containment(a, b) if measure == "containment" else jaccard(a, b)
 
 
+K = TypeVar("K")
+S = TypeVar("S")
+
+
+def best_story(
+    fp: Fingerprint,
+    candidates: Iterable[tuple[K, Sequence[int]]],
+    shingles_of: Callable[[list[K]], Iterable[tuple[S, set[int]]]],
+    threshold: float,
+    *,
+    mine: Callable[[], set[int]] | None = None,
+    measure: str = "jaccard",
+) -> tuple[S, float] | None:
+    """The near-duplicate decision: the most similar earlier story at or above ``threshold``,
+    as ``(story, similarity)``, or None. One function for every index (the in-memory one below
+    and the store's, :meth:`storage.sql.Store.add_stories`); they only differ in where the
+    candidates and their shingles come from.
+
+    ``candidates``: ``(key, signature)`` of the stories sharing an LSH band with ``fp``. Those
+    whose signature estimate falls more than :data:`PREFILTER_MARGIN` below the threshold are
+    dropped; ``shingles_of(keys)`` gives ``(story, shingle set)`` for the others, confirmed by
+    the exact score (Jaccard by default). ``mine``: ``fp``'s shingle set when ``fp`` was
+    computed without it (only called if a candidate passes the estimate).
+    """
+    likely = [
+        key
+        for key, sig in candidates
+        if estimated_similarity(fp.signature, sig) >= threshold - PREFILTER_MARGIN
+    ]
+    if not likely:
+        return None
+    shingles = set(fp.shingles) if fp.shingles or mine is None else mine()
+    best: tuple[S, float] | None = None
+    for story, theirs in shingles_of(likely):
+        sim = score(shingles, theirs, measure)
+        if sim >= threshold and (best is None or sim > best[1]):
+            best = (story, sim)
+    return best
+
+
 class MemoryIndex:
-    """An in-process LSH index with exact confirmation: the reference of what the stores do.
+    """An in-process LSH index with exact confirmation, over :func:`best_story`.
 
     Used by the evaluation and the tests; the embedded and distributed modes keep the same
     index in the database (:meth:`storage.sql.Store.add_stories`) so that it is shared.
@@ -300,16 +341,16 @@ class MemoryIndex:
             return self.exact[digest], self.exact[digest], 1.0
         keys = fp.bands
         candidates = sorted({doc for k in keys for doc in self.bands.get(k, ())})
-        best: tuple[float, int] | None = None
-        for doc in candidates:
-            if estimated_similarity(sig, self.signatures[doc]) < self.params.threshold - PREFILTER_MARGIN:
-                continue
-            sim = score(shingles, self.shingles[doc], self.measure)
-            if sim >= self.params.threshold and (best is None or sim > best[0]):
-                best = (sim, doc)
+        best = best_story(
+            fp,
+            [(doc, self.signatures[doc]) for doc in candidates],
+            lambda docs: [(doc, self.shingles[doc]) for doc in docs],
+            self.params.threshold,
+            measure=self.measure,
+        )
         if best is not None:
-            self.exact[digest] = best[1]
-            return best[1], best[1], best[0]
+            self.exact[digest] = best[0]
+            return best[0], best[0], best[1]
         number = len(self.shingles)
         self.exact[digest] = number
         self.shingles.append(shingles)

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import brotli
 import httpx
@@ -37,9 +37,6 @@ from crawler.netguard import GuardedTransport, check_literal_host
 from crawler.netstream import BackendTransport
 from crawler.urls import canonicalize
 
-if TYPE_CHECKING:
-    from settings import Settings
-
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Sniffed only when the server sends no Content-Type at all.
 _HTML_SNIFF = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<title")
@@ -49,17 +46,16 @@ _MAX_RETRY_AFTER = 3600.0
 
 @dataclass(slots=True, frozen=True)
 class FetchLimits:
-    user_agent: str
-    connect_timeout: float = 10.0
-    read_timeout: float = 20.0
-    page_deadline: float = 60.0
-    max_body_bytes: int = 5_000_000
-    max_redirects: int = 5
-    max_url_length: int = 2048
+    """The bounds of one fetch. Built by :meth:`settings.Settings.fetch_limits` (every default
+    lives in the settings)."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FetchLimits:
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+    user_agent: str
+    connect_timeout: float
+    read_timeout: float
+    page_deadline: float
+    max_body_bytes: int
+    max_redirects: int
+    max_url_length: int
 
 
 @dataclass(slots=True)

@@ -1,5 +1,9 @@
 """Per-host politeness for one process: a minimum delay between request starts and a cap on
 requests in flight, per host. (The distributed mode enforces the same across workers in Redis.)
+
+The delay and the cap come with each request (:class:`crawler.visit.Politeness` decides them
+from the source, the command line and robots.txt). A host's cap is fixed by its first request;
+its delay is the one each request asks for, counted from the previous start.
 """
 
 from __future__ import annotations
@@ -8,51 +12,57 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
 class _HostState:
     semaphore: asyncio.Semaphore
-    next_start: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The latest start reserved (it may lie ahead: a request sleeping until its turn).
+    last_start: float = float("-inf")
 
 
 class HostThrottle:
-    def __init__(self, *, delay: float, concurrency: int) -> None:
-        self.default_delay = delay
-        self.default_concurrency = concurrency
+    def __init__(self) -> None:
         self._hosts: dict[str, _HostState] = {}
-        self._delays: dict[str, float] = {}
-        self._concurrency: dict[str, int] = {}
 
-    def configure(self, host: str, *, delay: float | None = None, concurrency: int | None = None) -> None:
-        """Set a host's own delay or concurrency (from its source, or robots.txt Crawl-delay)."""
-        if delay is not None:
-            self._delays[host] = delay
-        if concurrency is not None and host not in self._hosts:
-            self._concurrency[host] = concurrency
-
-    def delay_for(self, host: str) -> float:
-        return self._delays.get(host, self.default_delay)
-
-    def _state(self, host: str) -> _HostState:
+    def _state(self, host: str, concurrency: int) -> _HostState:
         state = self._hosts.get(host)
         if state is None:
-            limit = self._concurrency.get(host, self.default_concurrency)
-            state = self._hosts[host] = _HostState(asyncio.Semaphore(limit))
+            state = self._hosts[host] = _HostState(asyncio.Semaphore(max(1, concurrency)))
         return state
 
+    async def acquire(self, host: str, *, delay: float, concurrency: int) -> None:
+        """Take one of the host's request slots, then wait for its turn; :meth:`release` after."""
+        state = self._state(host, concurrency)
+        await state.semaphore.acquire()
+        try:
+            await self._wait_turn(state, delay)
+        except BaseException:
+            state.semaphore.release()
+            raise
+
+    def release(self, host: str) -> None:
+        self._hosts[host].semaphore.release()
+
+    async def wait_turn(self, host: str, *, delay: float) -> None:
+        """Wait for the host's turn without a slot (a redirect hop of a request under way)."""
+        await self._wait_turn(self._state(host, 1), delay)
+
+    @staticmethod
+    async def _wait_turn(state: _HostState, delay: float) -> None:
+        # Reserve the start (no await between reading and moving it: one event loop), then sleep.
+        now = time.monotonic()
+        start = max(now, state.last_start + delay)
+        state.last_start = start
+        if start > now:
+            await asyncio.sleep(start - now)
+
     @asynccontextmanager
-    async def slot(self, host: str) -> AsyncIterator[None]:
+    async def slot(self, host: str, *, delay: float, concurrency: int) -> AsyncIterator[None]:
         """Hold one of the host's request slots, starting no sooner than its delay allows."""
-        state = self._state(host)
-        async with state.semaphore:
-            async with state.lock:
-                # Reserve the next start time, then sleep without holding the lock.
-                now = time.monotonic()
-                start = max(now, state.next_start)
-                state.next_start = start + self.delay_for(host)
-            if start > now:
-                await asyncio.sleep(start - now)
+        await self.acquire(host, delay=delay, concurrency=concurrency)
+        try:
             yield
+        finally:
+            self.release(host)

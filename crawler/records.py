@@ -71,12 +71,17 @@ def failure_record(
     attempts: int = 1,
     now: datetime | None = None,
     waiting: bool = False,
+    keep: UrlState | None = None,
 ) -> UrlState:
     """The record of a visit that ended in ``error``: the one place a failure becomes a state.
 
     ``disallowed`` for a robots.txt refusal; ``queued`` for a visit that waits (``waiting``: a
     retry is scheduled; or a spent page budget), keeping the reason so that ``status`` and the
     URL table show why; else ``failed_transient`` or ``failed_permanent`` by the error's class.
+
+    ``keep``: the URL's earlier record. A waiting record keeps its text key, validators and
+    revisit interval, so that the visit that ends the wait is still conditional and its
+    interval still adapts to how often the page changes.
     """
     if isinstance(error, DisallowedByRobots):
         status = UrlStatus.DISALLOWED
@@ -86,7 +91,7 @@ def failure_record(
         status = UrlStatus.FAILED_TRANSIENT
     else:
         status = UrlStatus.FAILED_PERMANENT
-    return UrlState(
+    record = UrlState(
         url,
         source_id,
         status,
@@ -97,3 +102,11 @@ def failure_record(
         fetched_at=now or datetime.now(UTC),
         attempts=attempts,
     )
+    if status is UrlStatus.QUEUED and keep is not None:
+        record.content_hash, record.etag, record.last_modified = (
+            keep.content_hash,
+            keep.etag,
+            keep.last_modified,
+        )
+        record.final_url, record.revisit_interval = keep.final_url, keep.revisit_interval
+    return record

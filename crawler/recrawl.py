@@ -8,6 +8,9 @@ next visit is ``now + interval``; a crawl visits a known URL again only when tha
 (:func:`is_due`), and then asks conditionally (:func:`conditional_headers`), so an unchanged
 page costs a 304 and no extraction.
 
+Which URLs a run starts with is decided here too (:func:`plan_run`), for both modes: the start
+URLs, always, and the known URLs :func:`resumes` names.
+
 Plain functions over :class:`~crawler.records.UrlState`: the embedded crawl and the workers
 share them. Nothing here does I/O.
 """
@@ -16,10 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from crawler.errors import InvalidURL
 from crawler.records import UrlState, UrlStatus
+from crawler.urls import canonicalize
+
+if TYPE_CHECKING:
+    from crawler.links import Scope
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -28,8 +38,11 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 REVISITED_STATES = frozenset(
     {UrlStatus.FETCHED, UrlStatus.NOT_MODIFIED, UrlStatus.DUPLICATE, UrlStatus.REDIRECTED}
 )
-#: States whose stored validators (ETag, Last-Modified) describe the text we hold.
-_VALIDATED_STATES = frozenset({UrlStatus.FETCHED, UrlStatus.NOT_MODIFIED, UrlStatus.DUPLICATE})
+#: States whose stored validators (ETag, Last-Modified) describe the text we hold (a re-visit
+#: waiting for a retry or a budget keeps them: see crawler.records.failure_record).
+_VALIDATED_STATES = frozenset(
+    {UrlStatus.FETCHED, UrlStatus.NOT_MODIFIED, UrlStatus.DUPLICATE, UrlStatus.QUEUED}
+)
 
 
 def parse_duration(value: str | float | int) -> float:
@@ -196,3 +209,79 @@ def links_digest(links: list[str]) -> str:
     for link in sorted(set(links)):
         digest.update(link.encode("utf-8", "surrogatepass") + b"\n")
     return "links:" + digest.hexdigest()
+
+
+# -- the start of a run ---------------------------------------------------------------------------
+
+#: States a run never visits again by itself: only a start URL naming one gets another try.
+_FINAL_STATES = frozenset({UrlStatus.FAILED_PERMANENT, UrlStatus.DISALLOWED, UrlStatus.OUT_OF_SCOPE})
+
+
+def resumes(state: UrlState, now: datetime, *, retry_failed: bool, revisit_all: bool = False) -> bool:
+    """Whether a run visits a known URL again from its start.
+
+    Left queued (a crawl stopped or killed before its turn, a page budget, a pending retry):
+    always. Failed permanently, disallowed, out of scope: never. Failed transiently: when the run
+    retries failures (``retry_failed``). Read before: when its next visit has come, or always
+    with ``revisit_all``.
+    """
+    if state.status == UrlStatus.QUEUED:
+        return True
+    if state.status in _FINAL_STATES:
+        return False
+    if state.status == UrlStatus.FAILED_TRANSIENT:
+        return retry_failed
+    return revisit_all or is_due(state, now)
+
+
+@dataclass(slots=True)
+class RunStart:
+    """What a run of one source starts with (see :func:`plan_run`)."""
+
+    #: The source's start URLs, canonical: visited by every run (conditionally).
+    starts: list[str] = field(default_factory=list)
+    #: Start URLs that are not valid URLs, with why.
+    invalid: list[tuple[str, InvalidURL]] = field(default_factory=list)
+    #: Known URLs visited again, shallowest first (not the start URLs).
+    resumed: list[UrlState] = field(default_factory=list)
+
+
+def plan_run(
+    scope: Scope,
+    known: Iterable[UrlState],
+    now: datetime,
+    *,
+    retry_failed: bool,
+    revisit_all: bool = False,
+    max_url_length: int,
+) -> RunStart:
+    """Which URLs a run of ``scope``'s source starts with, from what the store ``known`` of it.
+
+    The start URLs always, whatever their state: a crawl visits the start URLs it names, and a
+    start URL refused once (a 404, a blocked address) gets another try. Then the known URLs that
+    :func:`resumes` names and the source's scope still follows (a source file may have changed
+    since they were recorded). The embedded crawl passes every known URL of the source; the
+    workers pass what the store's indexed queries return (queued, due, failed), which is the
+    same selection.
+    """
+    plan = RunStart()
+    for raw in scope.source.start_urls:
+        try:
+            url = canonicalize(raw, max_length=max_url_length)
+        except InvalidURL as exc:
+            plan.invalid.append((raw, exc))
+            continue
+        if url not in plan.starts:
+            plan.starts.append(url)
+    starts = set(plan.starts)
+    chosen: dict[str, UrlState] = {}
+    for state in known:
+        if state.url in starts or state.url in chosen:
+            continue
+        if (
+            resumes(state, now, retry_failed=retry_failed, revisit_all=revisit_all)
+            and scope.judge(state.url, state.depth).follow
+        ):
+            chosen[state.url] = state
+    plan.resumed = sorted(chosen.values(), key=lambda s: (s.depth, s.url))
+    return plan

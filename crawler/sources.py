@@ -25,6 +25,7 @@ problem; the other files still load (see :func:`load_sources_report`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from crawler.errors import ConfigError
+from crawler.errors import ConfigError, InvalidURL
 from crawler.recrawl import DEFAULT_POLICY, RevisitPolicy, parse_duration
+from crawler.urls import canonicalize
 
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
@@ -181,9 +183,30 @@ class Source(BaseModel):
         return self
 
     @classmethod
-    def from_urls(cls, urls: list[str], *, id: str = "adhoc", max_depth: int = 3) -> Source:
-        """A source for bare start URLs: the scope is the URLs' own origins."""
-        return cls(id=id, name="start URLs given on the command line", start_urls=urls, max_depth=max_depth)
+    def from_urls(cls, urls: list[str], *, id: str | None = None, max_depth: int = 3) -> Source:
+        """A source for bare start URLs: the scope is the URLs' own origins; its id is
+        :func:`adhoc_source_id` of the URLs unless given (the same in both modes, so that the
+        same command continues the same crawl)."""
+        return cls(
+            id=id or adhoc_source_id(urls),
+            name="start URLs given on the command line",
+            start_urls=urls,
+            max_depth=max_depth,
+        )
+
+
+def adhoc_source_id(urls: list[str]) -> str:
+    """A stable id for the ad-hoc source of some start URLs (the same URLs, in any order or
+    spelling of one canonical URL, give the same source)."""
+
+    def canonical(url: str) -> str:
+        try:
+            return canonicalize(url)
+        except InvalidURL:
+            return url  # the source's validation names it
+
+    digest = hashlib.sha256("\n".join(sorted({canonical(u) for u in urls})).encode()).hexdigest()
+    return f"adhoc-{digest[:12]}"
 
 
 def _netloc(url: str) -> str:

@@ -33,7 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -74,11 +74,9 @@ from sqlalchemy.types import TypeDecorator
 
 from crawler.dedup import (
     DEFAULT_PARAMS,
-    PREFILTER_MARGIN,
     Fingerprint,
+    best_story,
     dedup_key,
-    estimated_similarity,
-    jaccard,
     pack_signature,
     shingle_hashes,
     unpack_signature,
@@ -399,6 +397,10 @@ def _add_missing_columns(conn: Connection) -> None:
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+def _shingles(text: str) -> set[int]:
+    return shingle_hashes(dedup_key(text), DEFAULT_PARAMS.shingle)
 
 
 def _strip_nul(value: Any) -> Any:
@@ -770,7 +772,8 @@ class Store:
 
         ``states``, when given, are the pages' URL states, one per item: each is recorded in
         the same transaction, as ``duplicate`` when its document turned out a copy (one commit
-        per page instead of two, and never a document without its URL's state).
+        per page instead of two, and never a document without its URL's state). The records
+        given are not changed: the outcomes say what became of each document.
 
         In order, in one transaction (see the module doc for why it is safe across processes):
         a document whose exact key (``content_hash``) is stored, by another URL, is a copy with
@@ -796,10 +799,12 @@ class Store:
                 )
             outcomes = [self._add_story(conn, doc, fp, threshold, keep_text) for doc, fp in items]
             if states:
-                for state, outcome in zip(states, outcomes, strict=True):
-                    if outcome.status == "copy":
-                        state.status = UrlStatus.DUPLICATE
-                self._upsert_urls(conn, states)
+                # A copy's page is recorded ``duplicate``; the caller's records stay as given.
+                recorded = [
+                    replace(state, status=UrlStatus.DUPLICATE) if outcome.status == "copy" else state
+                    for state, outcome in zip(states, outcomes, strict=True)
+                ]
+                self._upsert_urls(conn, recorded)
             return outcomes
 
         if states and len(states) != len(items):
@@ -864,26 +869,22 @@ class Store:
         ``fp.shingles`` may be empty (a caller that keeps many fingerprints waiting drops them):
         they are then recomputed from ``doc.text``, only if a candidate passes the estimate.
         """
-        url = doc.url
         rows = conn.execute(self._sql.candidates, {"bands": sorted(set(fp.bands))}).all()
-        likely = [
-            r.id
-            for r in rows
-            if r.url != url
-            and estimated_similarity(fp.signature, unpack_signature(r.signature))
-            >= threshold - PREFILTER_MARGIN
-        ]
-        if not likely:
-            return None
-        best: tuple[str, float] | None = None
-        mine = set(fp.shingles) or shingle_hashes(dedup_key(doc.text), DEFAULT_PARAMS.shingle)
-        for r in conn.execute(self._sql.candidate_texts, {"ids": likely}):
+
+        def shingles_of(ids: list[int]) -> Iterator[tuple[str, set[int]]]:
             # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
             # that passed the estimate: cheaper than storing ~4 KB of shingles per document.
-            sim = jaccard(mine, shingle_hashes(dedup_key(r.text), DEFAULT_PARAMS.shingle))
-            if sim >= threshold and (best is None or sim > best[1]):
-                best = (r.content_hash, sim)
-        return best
+            for r in conn.execute(self._sql.candidate_texts, {"ids": ids}):
+                yield r.content_hash, _shingles(r.text)
+
+        return best_story(
+            fp,
+            # A story this same URL stored is an earlier version of it, not another story.
+            [(int(r.id), unpack_signature(r.signature)) for r in rows if r.url != doc.url],
+            shingles_of,
+            threshold,
+            mine=lambda: _shingles(doc.text),
+        )
 
     def _record_copy(
         self, conn: Connection, row: dict[str, Any], story: str, similarity: float, keep_text: bool
@@ -1006,6 +1007,18 @@ class Store:
             yield _row_to_state(row)
 
     # -- reporting --------------------------------------------------------------------------------
+
+    def url_counts(self) -> dict[str | None, dict[str, int]]:
+        """URLs per source and status: ``{source: {status: n}}`` (None: URLs without a source)."""
+        stmt = select(urls.c.source, urls.c.status, func.count()).group_by(urls.c.source, urls.c.status)
+
+        def work(conn: Connection) -> dict[str | None, dict[str, int]]:
+            counts: dict[str | None, dict[str, int]] = {}
+            for source, status, n in conn.execute(stmt):
+                counts.setdefault(source, {})[status] = int(n)
+            return counts
+
+        return self._read("counting URLs", work)
 
     def stats(self) -> dict[str, Any]:
         """Counts for the CLI and monitoring, read in one transaction.

@@ -14,6 +14,7 @@ import pytest
 
 from crawler.document import EXPORT_KEYS
 from crawler.samplesite import RunningSite, build_site, serve_site
+from crawler.sources import adhoc_source_id
 from settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,8 @@ def test_crawl_bare_url_then_stats_and_export(site: RunningSite, tmp_path: Path)
     assert stored >= 5
     stats = json.loads(crawler("stats", "--json", "--db", db).stdout)
     assert stats["documents"] == stored
-    assert stats["documents_by_source"] == {"adhoc": stored}
+    # The ad-hoc source's id is the workers' (crawler enqueue URL) for the same URL.
+    assert stats["documents_by_source"] == {adhoc_source_id([site.url("most", "/")]): stored}
     lines = crawler("export", "--db", db).stdout.splitlines()
     assert len(lines) == stored
     assert all(tuple(json.loads(line)) == EXPORT_KEYS for line in lines)

@@ -10,22 +10,16 @@ from typing import Any
 import pytest
 
 from crawler import crawl as crawl_module
-from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
-from crawler.fetch import FetchLimits
+from crawler.crawl import CrawlStats, EmbeddedCrawl
 from crawler.samplesite import build_site, serve_site
 from storage import StorageError, UrlStatus, open_store
+from tests.crawling import crawl_options
 
 
 def crawl(tmp_path: Path, *, source_pages: int | None, crawl_pages: int | None) -> tuple[int, int, int]:
     with serve_site(build_site(crawl_delay=0.0)) as site:
         source = site.source(max_pages=source_pages, per_host_delay=0.0)
-        options = CrawlOptions(
-            max_pages=crawl_pages,
-            concurrency=4,
-            allow_private_networks=True,
-            extract_workers=1,
-            limits=FetchLimits(user_agent="policy-crawler-test/1"),
-        )
+        options = crawl_options(max_pages=crawl_pages, concurrency=4, extract_workers=1)
         db = f"sqlite:///{tmp_path / 'budget.sqlite3'}"
         with open_store(db) as store:
             stats = asyncio.run(EmbeddedCrawl([source], store, options).run())
@@ -63,12 +57,7 @@ class FailingStore:
 
 
 def _crawl_with(store: Any, site: Any) -> CrawlStats:
-    options = CrawlOptions(
-        concurrency=4,
-        allow_private_networks=True,
-        extract_workers=1,
-        limits=FetchLimits(user_agent="policy-crawler-test/1"),
-    )
+    options = crawl_options(concurrency=4, extract_workers=1)
     source = site.source(per_host_delay=0.0)
     return asyncio.run(asyncio.wait_for(EmbeddedCrawl([source], store, options).run(), 120))
 

@@ -18,7 +18,6 @@ import pytest
 from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
 from crawler.dedup import DEFAULT_PARAMS
 from crawler.document import EXPORT_KEYS
-from crawler.fetch import FetchLimits
 from crawler.links import Scope
 from crawler.samplesite import (
     ADDED,
@@ -45,6 +44,7 @@ from crawler.samplesite.content import to_simplified
 from crawler.sources import Source
 from crawler.urls import canonicalize
 from storage import UrlStatus, open_store
+from tests.crawling import crawl_options
 
 # path on the hostile site -> (expected URL status, expected reason)
 HOSTILE = {
@@ -76,6 +76,7 @@ class CrawlRun:
     site: RunningSite
     stats: CrawlStats
     db_url: str
+    options: CrawlOptions
 
 
 @pytest.fixture(scope="module")
@@ -100,22 +101,21 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
     db_url = f"sqlite:///{tmp_path_factory.mktemp('crawl') / 'crawl.sqlite3'}"
     with serve_site(web) as site:
         hostile = Source.from_urls([site.url("hostile", "/")], id="hostile", max_depth=1)
-        options = CrawlOptions(
+        options = crawl_options(
+            {
+                "per_host_delay": 0.02,
+                "keep_duplicate_text": True,  # so that every page's extracted text can be checked
+                "page_deadline": 3.0,
+                "read_timeout": 2.5,
+                "max_body_bytes": 1_000_000,
+                "retry_base_delay": 0.05,  # transient failures are retried within the run
+            },
             concurrency=8,
-            per_host_delay=0.02,
-            allow_private_networks=True,
             extract_workers=2,
-            keep_duplicate_text=True,  # so that every page's extracted text can be checked
-            limits=FetchLimits(
-                user_agent="policy-crawler-test/1",
-                page_deadline=3.0,
-                read_timeout=2.5,
-                max_body_bytes=1_000_000,
-            ),
         )
         with open_store(db_url) as store:
             stats = asyncio.run(EmbeddedCrawl([site.source(), hostile], store, options).run())
-        yield CrawlRun(site, stats, db_url)
+        yield CrawlRun(site, stats, db_url, options)
 
 
 def story_key(page: ArticlePage) -> str:
@@ -214,9 +214,17 @@ def test_stored_texts_match_the_articles_and_no_page_is_garbled(crawl_run: Crawl
 
 
 def test_no_page_fetched_twice_and_no_robots_violation(crawl_run: CrawlRun) -> None:
+    """Each page is fetched once, except those that failed transiently: tried again within the
+    run, up to the retry policy's count."""
     counts = fetched_paths(crawl_run.site)
     twice = {url: n for url, n in counts.items() if n > 1}
-    assert not twice, f"fetched more than once: {twice}"
+    transient = {
+        crawl_run.site.url("hostile", path)
+        for path, (status, _) in HOSTILE.items()
+        if status is UrlStatus.FAILED_TRANSIENT
+    }
+    tries = 1 + crawl_run.options.retry.max_retries
+    assert twice == dict.fromkeys(transient, tries), f"fetched more than once: {twice}"
     disallowed = crawl_run.site.disallowed_urls() | {crawl_run.site.url("hostile", "/secret/plan.html")}
     assert disallowed, "the web must contain disallowed links for this test to mean anything"
     assert not disallowed & set(counts), "robots.txt was not honoured"

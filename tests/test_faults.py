@@ -255,7 +255,10 @@ def audit(
 
 
 def _outcome(status: UrlStatus) -> UrlStatus:
-    return UrlStatus.FETCHED if status == UrlStatus.DUPLICATE else status
+    """A URL's outcome as compared with the fault-free crawl: a copy (``duplicate``) and a page
+    read again and unchanged (``not_modified``: a resumed run visits its start URLs again,
+    conditionally) hold the same page as ``fetched``."""
+    return UrlStatus.FETCHED if status in (UrlStatus.DUPLICATE, UrlStatus.NOT_MODIFIED) else status
 
 
 def check(figures: Figures, tmp_path: Path) -> None:

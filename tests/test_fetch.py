@@ -24,16 +24,11 @@ from crawler.errors import (
     ServerError,
     TooManyRedirects,
 )
-from crawler.fetch import Fetcher, FetchLimits, make_client, parse_content_type, parse_retry_after
+from crawler.fetch import Fetcher, make_client, parse_content_type, parse_retry_after
+from tests.crawling import fetch_limits
 
 HTML = "<html><head><meta charset=gbk><title>t</title></head><body><p>科技部</p></body></html>".encode("gbk")
-LIMITS = FetchLimits(
-    user_agent="policy-crawler-test/1",
-    max_body_bytes=100_000,
-    max_redirects=3,
-    page_deadline=5.0,
-    read_timeout=2.0,
-)
+LIMITS = fetch_limits(max_body_bytes=100_000, max_redirects=3, page_deadline=5.0, read_timeout=2.0)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -227,7 +222,7 @@ def test_robots_check_runs_on_every_hop() -> None:
 
 def test_user_agent_and_accept_headers(unused_port_server: tuple[str, list[dict[str, str]]]) -> None:
     base, requests = unused_port_server
-    limits = FetchLimits(user_agent="policy-crawler/9 (+test)")
+    limits = fetch_limits(user_agent="policy-crawler/9 (+test)")
 
     async def go() -> None:
         async with make_client(limits, allow_private_networks=True) as client:
@@ -259,7 +254,7 @@ def test_guard_blocks_loopback_by_name_and_literal(
 
 
 def test_slow_server_hits_the_page_deadline(slow_server: str) -> None:
-    limits = FetchLimits(user_agent="t", page_deadline=0.5, read_timeout=5.0)
+    limits = fetch_limits(user_agent="t", page_deadline=0.5, read_timeout=5.0)
 
     async def go() -> None:
         async with make_client(limits, allow_private_networks=True) as client:

@@ -67,9 +67,10 @@ def _fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) ->
 def _fetch(url: str) -> None:
     import asyncio
 
-    from crawler.fetch import Fetcher, FetchLimits, make_client
+    from crawler.fetch import Fetcher, make_client
+    from tests.crawling import fetch_limits
 
-    limits = FetchLimits(user_agent="t", page_deadline=5.0)
+    limits = fetch_limits(user_agent="t", page_deadline=5.0)
 
     async def go() -> None:
         async with make_client(limits) as client:

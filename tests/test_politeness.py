@@ -7,17 +7,18 @@ import time
 from crawler.politeness import HostThrottle
 
 
-async def _hit(throttle: HostThrottle, host: str, starts: list[float], hold: float = 0.0) -> None:
-    async with throttle.slot(host):
+async def _hit(
+    throttle: HostThrottle, host: str, starts: list[float], *, delay: float, concurrency: int = 4
+) -> None:
+    async with throttle.slot(host, delay=delay, concurrency=concurrency):
         starts.append(time.monotonic())
-        await asyncio.sleep(hold)
 
 
 def test_requests_to_one_host_are_spaced_by_the_delay() -> None:
     async def go() -> list[float]:
-        throttle = HostThrottle(delay=0.1, concurrency=4)
+        throttle = HostThrottle()
         starts: list[float] = []
-        await asyncio.gather(*(_hit(throttle, "a", starts) for _ in range(5)))
+        await asyncio.gather(*(_hit(throttle, "a", starts, delay=0.1) for _ in range(5)))
         return sorted(starts)
 
     starts = asyncio.run(go())
@@ -27,10 +28,10 @@ def test_requests_to_one_host_are_spaced_by_the_delay() -> None:
 
 def test_hosts_do_not_wait_for_each_other() -> None:
     async def go() -> float:
-        throttle = HostThrottle(delay=0.5, concurrency=1)
+        throttle = HostThrottle()
         starts: list[float] = []
         began = time.monotonic()
-        await asyncio.gather(*(_hit(throttle, f"h{i}", starts) for i in range(10)))
+        await asyncio.gather(*(_hit(throttle, f"h{i}", starts, delay=0.5, concurrency=1) for i in range(10)))
         return time.monotonic() - began
 
     assert asyncio.run(go()) < 0.4
@@ -38,12 +39,12 @@ def test_hosts_do_not_wait_for_each_other() -> None:
 
 def test_per_host_concurrency_cap() -> None:
     async def go() -> int:
-        throttle = HostThrottle(delay=0.0, concurrency=2)
+        throttle = HostThrottle()
         in_flight = peak = 0
 
         async def one() -> None:
             nonlocal in_flight, peak
-            async with throttle.slot("a"):
+            async with throttle.slot("a", delay=0.0, concurrency=2):
                 in_flight += 1
                 peak = max(peak, in_flight)
                 await asyncio.sleep(0.02)
@@ -55,8 +56,19 @@ def test_per_host_concurrency_cap() -> None:
     assert asyncio.run(go()) == 2
 
 
-def test_configured_host_delay_overrides_default() -> None:
-    throttle = HostThrottle(delay=1.0, concurrency=1)
-    throttle.configure("slow.test", delay=3.0)
-    assert throttle.delay_for("slow.test") == 3.0
-    assert throttle.delay_for("other.test") == 1.0
+def test_each_request_is_spaced_by_the_delay_it_asks_for() -> None:
+    """A request asking for a longer delay (robots.txt's Crawl-delay came in) waits that long
+    after the previous start; a redirect hop's turn (no slot) is spaced the same way."""
+
+    async def go() -> list[float]:
+        throttle = HostThrottle()
+        starts: list[float] = []
+        await _hit(throttle, "a", starts, delay=0.0)
+        await _hit(throttle, "a", starts, delay=0.3)
+        await throttle.wait_turn("a", delay=0.1)
+        starts.append(time.monotonic())
+        return starts
+
+    first, second, hop = asyncio.run(go())
+    assert second - first >= 0.29
+    assert hop - second >= 0.095

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
-from crawler.crawl import CrawlOptions, CrawlStats, EmbeddedCrawl
-from crawler.fetch import FetchLimits
+from crawler.crawl import CrawlStats, EmbeddedCrawl
 from crawler.links import PageKind
 from crawler.recrawl import (
     RevisitPolicy,
@@ -31,6 +31,7 @@ from crawler.samplesite import RunningSite, build_site, fail_then, html, serve_s
 from crawler.samplesite.server import Response
 from crawler.sources import Source
 from storage import Store, UrlState, UrlStatus, open_store
+from tests.crawling import crawl_options
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 POLICY = RevisitPolicy(list_pages=3600, articles=86400, min_interval=600, max_interval=8 * 86400)
@@ -160,13 +161,11 @@ def site() -> Iterator[RunningSite]:
 
 
 def crawl(store: Store, source: Source, **options: object) -> CrawlStats:
-    opts = CrawlOptions(
+    opts = crawl_options(
+        {"per_host_delay": 0.0, "read_timeout": 5, "retry_base_delay": 0.01},
         concurrency=8,
-        allow_private_networks=True,
         extract_workers=1,
-        per_host_delay=0.0,
-        limits=FetchLimits(user_agent="policy-crawler-test/1", read_timeout=5),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     return asyncio.run(EmbeddedCrawl([source], store, opts).run())
 
@@ -175,27 +174,37 @@ def pages_requested(site: RunningSite) -> list[tuple[str, int]]:
     return [(r.path, r.status) for r in site.request_log.snapshot() if r.path != "/robots.txt"]
 
 
-def test_a_second_crawl_visits_only_what_is_due(site: RunningSite, tmp_path: Path) -> None:
+def test_a_second_crawl_visits_its_start_urls_and_only_what_is_due(
+    site: RunningSite, tmp_path: Path
+) -> None:
+    """A crawl always visits the start URLs it names (conditionally: 304s here), and of the
+    pages an earlier crawl read, only those whose next visit has come."""
     source = site.source(per_host_delay=0.0)
+    starts = {urlsplit(u).netloc: urlsplit(u).path for u in source.start_urls}
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}") as store:
         first = crawl(store, source)
         assert first.documents_stored > 0
         site.request_log.clear()
         second = crawl(store, source)
-        assert pages_requested(site) == [] and second.pages_fetched == 0
-        assert second.skipped["not_due"] == len(source.start_urls)
+        log = site.request_log.snapshot()
+        requested = [(r.netloc, r.path, r.status) for r in log if r.path != "/robots.txt"]
+        assert sorted(requested) == sorted((netloc, path, 304) for netloc, path in starts.items())
+        assert second.pages_fetched == 0 and second.not_modified == len(source.start_urls)
+        assert second.starts_answered == len(source.start_urls)
+        # A start page keeps the list pages' interval (1 h by default), not the articles' (7 d).
+        start_state = store.get_url(source.start_urls[0])
+        assert start_state is not None and start_state.revisit_interval == 2 * 3600.0
 
-        # Make one list page and one article due: the crawl visits exactly those, conditionally.
+        # Make one article due: the crawl visits it and the start URLs, conditionally.
         states = {s.url: s for s in store.iter_urls(source=source.id)}
         article = next(u for u, s in states.items() if s.status == UrlStatus.FETCHED and "/t" in u)
-        start = source.start_urls[0]
-        for url in (article, start):
-            states[url].next_visit_at = datetime.now(UTC) - timedelta(seconds=1)
-        store.record_urls([states[article], states[start]])
+        states[article].next_visit_at = datetime.now(UTC) - timedelta(seconds=1)
+        store.record_urls([states[article]])
         site.request_log.clear()
         third = crawl(store, source)
-        requested = {r.path for r in site.request_log.snapshot() if r.path != "/robots.txt"}
-        assert len(requested) == 2 and third.not_modified == 2 and third.documents_stored == 0
+        requested_paths = {r.path for r in site.request_log.snapshot() if r.path != "/robots.txt"}
+        assert requested_paths == set(starts.values()) | {urlsplit(article).path}
+        assert third.not_modified == len(source.start_urls) + 1 and third.documents_stored == 0
         assert all(status == 304 for _, status in pages_requested(site))
         after = store.get_url(article)
         assert after is not None and after.status == UrlStatus.NOT_MODIFIED
@@ -249,7 +258,12 @@ def _utf8_pages(site: RunningSite, states: dict[str, UrlState]) -> Iterator[tupl
         yield url, page
 
 
-def test_transient_failures_are_retried_on_demand(site: RunningSite, tmp_path: Path) -> None:
+def test_transient_failures_are_retried_in_the_run_then_on_demand(
+    site: RunningSite, tmp_path: Path
+) -> None:
+    """A page that answers 503 once is retried within the run and stored; one that keeps
+    failing is recorded ``failed_transient`` once its tries are spent, and visited again only
+    by a crawl asked to retry failures."""
     source = Source(
         id="flaky",
         name="flaky",
@@ -258,17 +272,24 @@ def test_transient_failures_are_retried_on_demand(site: RunningSite, tmp_path: P
         revisit={"list_pages": "1h"},
     )
     with open_store(f"sqlite:///{tmp_path / 'store.sqlite3'}") as store:
-        crawl(store, source)
+        first = crawl(store, source)
         later, down = site.url("flaky", "/later"), site.url("flaky", "/down")
-        assert {store.get_url(u).status for u in (later, down)} == {UrlStatus.FAILED_TRANSIENT}  # type: ignore[union-attr]
+        back = store.get_url(later)
+        assert back is not None and (back.status, back.attempts) == (UrlStatus.FETCHED, 2)
+        tries = 1 + crawl_options().retry.max_retries
+        assert pages_requested(site).count(("/down", 503)) == tries
+        assert first.retries == tries  # /later once, /down max_retries times
+        failed = store.get_url(down)
+        assert failed is not None
+        assert (failed.status, failed.attempts) == (UrlStatus.FAILED_TRANSIENT, tries)
         site.request_log.clear()
-        crawl(store, source)  # not asked to retry: failures stay as they are
-        assert pages_requested(site) == []
+        crawl(store, source)  # not asked to retry: the failure stays; the start page is asked again
+        assert pages_requested(site) == [("/", 304)]
+        site.request_log.clear()
         stats = crawl(store, source, retry_failed=True)
-        assert sorted(pages_requested(site)) == [("/down", 503), ("/later", 200)]
-        assert stats.resumed == 2
-        back, still = store.get_url(later), store.get_url(down)
-        assert back is not None and back.status == UrlStatus.FETCHED
+        assert sorted(pages_requested(site)) == [("/", 304)] + [("/down", 503)] * tries
+        assert stats.resumed == 1
+        still = store.get_url(down)
         assert still is not None and (still.status, still.error_reason) == (
             UrlStatus.FAILED_TRANSIENT,
             "http_503",

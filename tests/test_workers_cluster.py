@@ -398,8 +398,9 @@ def test_flower_without_flags_takes_its_credentials_from_settings(cluster: Clust
 def test_adhoc_urls_reach_the_workers_and_transient_failures_retry(
     cluster: Cluster, site: RunningSite, database: str, redis_client: Any
 ) -> None:
+    from crawler.sources import adhoc_source_id
+    from settings import get_settings
     from workers.app import config
-    from workers.cli import adhoc_source_id
 
     hostile = site.base_urls["hostile"]
     urls = [f"{hostile}/flaky", f"{hostile}/busy", f"{hostile}/boom", site.url("most", "/")]
@@ -420,7 +421,8 @@ def test_adhoc_urls_reach_the_workers_and_transient_failures_retry(
     assert flaky is not None and (flaky.status, flaky.attempts) == (UrlStatus.FETCHED, 2)
     assert busy is not None and (busy.status, busy.attempts) == (UrlStatus.FETCHED, 2)
     assert boom is not None and boom.status == UrlStatus.FAILED_TRANSIENT
-    assert (boom.error_reason, boom.attempts) == ("http_503", config.task_max_retries + 1)
+    max_retries = get_settings().task_max_retries
+    assert (boom.error_reason, boom.attempts) == ("http_503", max_retries + 1)
     # An explicitly enqueued URL is visited again, even though the earlier crawl saw it: with a
     # conditional request, which the unchanged page answers with 304.
     assert home is not None and home.source == source_id and home.status == UrlStatus.NOT_MODIFIED

@@ -26,9 +26,9 @@ from crawler.errors import (
 from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.sources import Source
 from crawler.visit import (
+    Politeness,
     RetryPolicy,
     already_done,
-    host_delay,
     retry_delay,
 )
 from workers.app import WorkerConfig, app, bounded_countdown, config
@@ -85,7 +85,8 @@ def test_retries_stop_after_max_retries() -> None:
     exc = FetchTimeout("slow")
     assert retry_delay(exc, POLICY.max_retries - 1, POLICY) is not None
     assert retry_delay(exc, POLICY.max_retries, POLICY) is None
-    assert retry_delay(exc, 0, RetryPolicy(max_retries=0)) is None
+    never = RetryPolicy(max_retries=0, base_delay=2.0, max_delay=60.0, ceiling=100.0)
+    assert retry_delay(exc, 0, never) is None
 
 
 def test_retry_after_is_a_floor_capped_by_the_ceiling() -> None:
@@ -103,7 +104,7 @@ def test_robots_unavailable_waits_out_the_cached_failure() -> None:
 
 def test_retry_policy_refuses_delays_beyond_its_ceiling() -> None:
     with pytest.raises(ValueError):
-        RetryPolicy(max_delay=2000.0, ceiling=1000.0)
+        RetryPolicy(max_retries=4, base_delay=2.0, max_delay=2000.0, ceiling=1000.0)
 
 
 def test_failure_record_statuses() -> None:
@@ -120,10 +121,21 @@ def test_failure_record_statuses() -> None:
 
 
 def test_host_delay_takes_the_longer_of_source_and_crawl_delay() -> None:
-    assert host_delay(_source(), 1.0, None) == 1.0
-    assert host_delay(_source(per_host_delay=0.2), 1.0, None) == 0.2
-    assert host_delay(_source(per_host_delay=0.2), 1.0, 5.0) == 5.0
-    assert host_delay(None, 1.0, 0.5) == 1.0
+    polite = Politeness(delay=1.0, concurrency=2)
+    assert polite.delay_for(_source(), None) == 1.0
+    assert polite.delay_for(_source(per_host_delay=0.2), None) == 0.2
+    assert polite.delay_for(_source(per_host_delay=0.2), 5.0) == 5.0
+    assert polite.delay_for(None, 0.5) == 1.0
+
+
+def test_command_line_delay_and_concurrency_win_over_the_source() -> None:
+    polite = Politeness(delay=1.0, concurrency=2, delay_override=0.0, concurrency_override=6)
+    source = _source(per_host_delay=2.0, per_host_concurrency=1)
+    assert polite.delay_for(source, None) == 0.0
+    assert polite.delay_for(source, 3.0) == 3.0  # robots.txt's Crawl-delay still raises it
+    assert polite.concurrency_for(source) == 6
+    plain = Politeness(delay=1.0, concurrency=2)
+    assert (plain.delay_for(source, None), plain.concurrency_for(source)) == (2.0, 1)
 
 
 # -- skip rule ------------------------------------------------------------------------------------
@@ -166,13 +178,39 @@ def test_every_countdown_stays_below_the_visibility_timeout() -> None:
     assert Runtime().policy.ceiling == config.max_countdown
 
 
-def test_config_refuses_a_visibility_timeout_too_short_for_the_time_limit() -> None:
-    with pytest.raises(ValueError, match="visibility_timeout"):
-        WorkerConfig(redis_url="redis://x", visibility_timeout=600, task_time_limit=300).check()
-    with pytest.raises(ValueError, match="retry_max_delay"):
-        WorkerConfig(redis_url="redis://x", retry_max_delay=3000).check()
-    with pytest.raises(ValueError, match="soft"):
-        WorkerConfig(redis_url="redis://x", task_soft_time_limit=300, task_time_limit=300).check()
+def test_the_visibility_timeout_alone_sets_every_dependent_limit() -> None:
+    """Lowering the visibility timeout is one setting: the task limits, the retry cap, the page
+    deadline and the extraction bound follow, and the worker's countdowns stay below it."""
+    from settings import Settings
+
+    for vt in (20.0, 180.0, 900.0, 3600.0, 7200.0):
+        settings = Settings(visibility_timeout=vt)
+        config = WorkerConfig.from_settings(settings)
+        assert settings.task_soft_time_limit < settings.task_time_limit
+        assert settings.page_deadline + settings.extract_timeout <= settings.task_soft_time_limit
+        assert 0 < settings.retry_max_delay <= config.max_countdown
+        assert config.max_countdown + config.task_time_limit <= vt / 2
+        assert config.transport_options["visibility_timeout"] <= vt
+        # kombu's sweep for messages of dead workers runs often enough to find them on time.
+        assert config.transport_options["unacked_restore_interval"] <= max(1.0, vt / 60)
+    default = Settings()
+    assert (default.task_time_limit, default.task_soft_time_limit, default.retry_max_delay) == (300, 240, 600)
+    assert (default.page_deadline, default.extract_timeout) == (60, 30)
+
+
+def test_contradicting_limits_get_one_error_naming_every_value() -> None:
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    with pytest.raises(ValidationError) as info:
+        Settings(visibility_timeout=180, task_time_limit=300, task_soft_time_limit=300, page_deadline=500)
+    message = str(info.value)
+    for name in ("CRAWLER_TASK_TIME_LIMIT", "CRAWLER_TASK_SOFT_TIME_LIMIT", "CRAWLER_PAGE_DEADLINE"):
+        assert name in message
+    assert "CRAWLER_VISIBILITY_TIMEOUT" in message
+    with pytest.raises(ValidationError, match="CRAWLER_RETRY_MAX_DELAY"):
+        Settings(retry_max_delay=3000)
 
 
 # -- Celery configuration -------------------------------------------------------------------------
@@ -264,7 +302,7 @@ def test_a_broken_source_file_does_not_break_the_schedule(
 
 
 def test_adhoc_source_ids_are_stable_and_valid() -> None:
-    from workers.cli import adhoc_source_id
+    from crawler.sources import adhoc_source_id
 
     one = adhoc_source_id(["http://a.test/", "http://b.test/x"])
     assert one == adhoc_source_id(["http://b.test/x", "http://a.test/"])
@@ -320,12 +358,9 @@ def test_worker_config_reads_the_settings() -> None:
         visibility_timeout=7200,
     )
     got = WorkerConfig.from_settings(settings)
-    assert (got.redis_url, got.key_prefix, got.task_max_retries, got.retry_base_delay) == (
-        "redis://r:6379/3",
-        "x:",
-        2,
-        0.5,
-    )
+    assert (got.redis_url, got.key_prefix) == ("redis://r:6379/3", "x:")
     assert got.max_tasks_per_child == 10 and got.visibility_timeout == 7200.0
+    policy = settings.retry_policy(ceiling=got.max_countdown)
+    assert (policy.max_retries, policy.base_delay, policy.ceiling) == (2, 0.5, got.max_countdown)
     assert set(SETTING_NAMES) <= set(Settings.model_fields)
     assert set(SETTING_NAMES.values()) <= set(WorkerConfig.__dataclass_fields__)

@@ -86,7 +86,7 @@ def runtime(
     settings = Settings(
         database_url=pg_url, redis_url=redis_db_url(DB), allow_private_networks=True, per_host_delay=0.0
     )
-    rt = Runtime(settings, sender=make_app(WorkerConfig(redis_url=redis_db_url(DB))))
+    rt = Runtime(settings, sender=make_app(WorkerConfig.from_settings(settings)))
     try:
         yield rt
     finally:
@@ -158,7 +158,7 @@ def test_a_document_and_its_duplicate(runtime: Runtime, site: RunningSite) -> No
 def test_transient_failures_retry_then_end_failed_transient(runtime: Runtime, site: RunningSite) -> None:
     _publish(runtime, _source(site))
     boom = site.url("t", "/boom")
-    last = runtime.config.task_max_retries
+    last = runtime.policy.max_retries
     assert _visit(runtime, boom, depth=1) == "retry"
     with open_store(runtime.settings.database_url) as store:
         waiting = store.get_url(boom)
@@ -246,10 +246,11 @@ def test_runs_revisit_pages_when_their_next_visit_has_come(
     assert story is not None and story.revisit_interval == 7 * 86400
     client.delete(CRAWL_QUEUE)
 
-    # A run before anything is due queues nothing.
-    assert start_run(runtime, "t")["queued"] == 0 and _queued(client) == []
+    # A run before anything is due queues its start page only (every run visits it).
+    assert start_run(runtime, "t")["queued"] == 1 and [a[0] for a, _ in _queued(client)] == [home]
+    client.delete(CRAWL_QUEUE)
     # Due: the run queues the start page and the list page; a re-visit asks conditionally.
-    _make_due(runtime, home, listing)
+    _make_due(runtime, listing)
     summary = start_run(runtime, "t")
     assert (summary["queued"], summary["resumed"]) == (1, 1)
     assert {args[0] for args, _ in _queued(client)} == {home, listing}

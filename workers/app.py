@@ -32,7 +32,8 @@ from typing import Any
 from celery import Celery
 from kombu import Queue
 
-from settings import get_settings
+from crawler.visit import Visit
+from settings import Settings, get_settings, max_countdown
 from workers.routing import CRAWL_QUEUE, CRAWL_SOURCE, FETCH_PAGE, QUEUES, TASK_ROUTES
 
 log = logging.getLogger(__name__)
@@ -40,15 +41,13 @@ log = logging.getLogger(__name__)
 
 #: Settings (``settings.Settings`` fields, env ``CRAWLER_<NAME>``) -> WorkerConfig fields.
 SETTING_NAMES: dict[str, str] = {
+    "redis_url": "redis_url",
     "redis_key_prefix": "key_prefix",
     "visibility_timeout": "visibility_timeout",
     "task_time_limit": "task_time_limit",
     "task_soft_time_limit": "task_soft_time_limit",
     "worker_max_tasks_per_child": "max_tasks_per_child",
     "worker_max_memory_per_child_kb": "max_memory_per_child_kb",
-    "task_max_retries": "task_max_retries",
-    "retry_base_delay": "retry_base_delay",
-    "retry_max_delay": "retry_max_delay",
     "throttle_max_sleep": "throttle_max_sleep",
     "max_deliveries": "max_deliveries",
 }
@@ -56,60 +55,46 @@ SETTING_NAMES: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
-    """The cluster's knobs, read from settings (defaults here serve direct construction in tests)."""
+    """The cluster's knobs, read from settings (:meth:`from_settings`; the settings derive and
+    check the time limits, see :func:`settings.derive_limits`)."""
 
     redis_url: str
-    key_prefix: str = "crawler:"
-    visibility_timeout: float = 3600.0
-    task_time_limit: float = 300.0
-    task_soft_time_limit: float = 240.0
-    # A replaced child costs ~3 s of CPU (imports, first pages): 3 ms a task at 1,000 tasks. The
-    # memory bound below is what guards against growth; this only bounds a slow leak.
-    max_tasks_per_child: int = 20_000
-    max_memory_per_child_kb: int = 512_000
-    task_max_retries: int = 4
-    retry_base_delay: float = 2.0
-    retry_max_delay: float = 600.0
+    key_prefix: str
+    visibility_timeout: float
+    task_time_limit: float
+    task_soft_time_limit: float
+    max_tasks_per_child: int
+    max_memory_per_child_kb: int
     #: A task waits in place (sleeping) for a host at most this long; longer waits re-queue it.
-    throttle_max_sleep: float = 0.1
+    throttle_max_sleep: float
     #: Deliveries of one visit that never finished before the visit is given up as poisonous.
-    max_deliveries: int = 3
+    max_deliveries: int
 
     @classmethod
-    def from_settings(cls, settings: Any | None = None) -> WorkerConfig:
+    def from_settings(cls, settings: Settings | None = None) -> WorkerConfig:
         """From settings (``CRAWLER_*``)."""
         settings = settings if settings is not None else get_settings()
-        values: dict[str, Any] = {"redis_url": settings.redis_url}
-        for setting, field_name in SETTING_NAMES.items():
-            values[field_name] = getattr(settings, setting)
-        config = cls(**values)
-        config.check()
-        return config
+        return cls(**{field_name: getattr(settings, name) for name, field_name in SETTING_NAMES.items()})
 
     @property
     def max_countdown(self) -> float:
-        """The longest countdown any task may be given.
+        """The longest countdown any task may be given (see :func:`settings.max_countdown`)."""
+        return max_countdown(self.visibility_timeout, self.task_time_limit)
 
-        A message with a countdown is held unacknowledged by a worker until it is due and then
-        until it has run; if that exceeds the visibility timeout Redis hands it to a second
-        worker. So: half the visibility timeout, less the longest a task may run.
-        """
-        return self.visibility_timeout / 2 - self.task_time_limit
-
-    def check(self) -> None:
-        """Refuse settings under which delayed tasks would be delivered twice, or never run."""
-        if self.task_soft_time_limit >= self.task_time_limit:
-            raise ValueError("task_soft_time_limit must be below task_time_limit")
-        if self.max_countdown < 60:
-            raise ValueError(
-                f"visibility_timeout {self.visibility_timeout:g} s is too short for task_time_limit "
-                f"{self.task_time_limit:g} s: need visibility_timeout >= 2 * (task_time_limit + 60)"
-            )
-        if self.retry_max_delay > self.max_countdown:
-            raise ValueError(
-                f"retry_max_delay {self.retry_max_delay:g} s must be below the countdown bound "
-                f"{self.max_countdown:g} s (half the visibility timeout less the task time limit)"
-            )
+    @property
+    def transport_options(self) -> dict[str, Any]:
+        """The Redis transport's options, all following the visibility timeout: a message held
+        by a worker that died whole is handed out again once it is that old, and the sweep that
+        finds such messages runs often enough (every 1-10 s) to do so about on time (kombu's
+        default sweep, every ~100 s, would add up to that much); a sweep's mutex left by a
+        worker killed during it expires within a tenth of the timeout."""
+        vt = self.visibility_timeout
+        return {
+            "visibility_timeout": int(vt) if vt >= 1 else vt,
+            "unacked_restore_interval": min(10.0, max(1.0, vt / 60)),
+            "unacked_restore_throttle": 1,
+            "unacked_mutex_expire": int(min(300.0, max(5.0, vt / 10))),
+        }
 
 
 def bounded_countdown(seconds: float, config: WorkerConfig) -> float:
@@ -133,7 +118,7 @@ def make_app(config: WorkerConfig | None = None) -> Celery:
     celery_app.conf.update(
         broker_url=config.redis_url,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": int(config.visibility_timeout)},
+        broker_transport_options=config.transport_options,
         # No result backend: tasks record their outcome in the store, nobody waits on results.
         result_backend=None,
         task_ignore_result=True,
@@ -181,28 +166,13 @@ default_flower_auth()
 # -- sending (by name: senders need not import the task code) -------------------------------------
 
 
-def send_fetch(
-    url: str,
-    source_id: str,
-    depth: int,
-    *,
-    attempt: int = 0,
-    run: float | None = None,
-    revisit: bool = False,
-    countdown: float | None = None,
-    via: Celery | None = None,
-) -> None:
-    """Queue one page visit (see :func:`workers.tasks.fetch_page` for the arguments), through
-    ``via`` (an app on another broker, in tests) or this module's app."""
+def send_fetch(visit: Visit, *, countdown: float | None = None, via: Celery | None = None) -> None:
+    """Queue one page visit (its message is :class:`crawler.visit.Visit`), through ``via`` (an
+    app on another broker, in tests) or this module's app."""
     options: dict[str, Any] = {}
     if countdown:
         options["countdown"] = bounded_countdown(countdown, config)
-    (via or app).send_task(
-        FETCH_PAGE,
-        args=(url, source_id, depth),
-        kwargs={"attempt": attempt, "run": run, "revisit": revisit},
-        **options,
-    )
+    (via or app).send_task(FETCH_PAGE, args=visit.args(), kwargs=visit.kwargs(), **options)
 
 
 def send_crawl_source(source_id: str) -> None:

@@ -20,7 +20,6 @@ Redis, so the scope travels once, not in every message.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -96,12 +95,6 @@ def _run(command: Any, args: argparse.Namespace) -> int:
 # -- enqueue -------------------------------------------------------------------------------------
 
 
-def adhoc_source_id(urls: list[str]) -> str:
-    """A stable id for the ad-hoc source of some start URLs (same URLs, same source)."""
-    digest = hashlib.sha256("\n".join(sorted(set(urls))).encode()).hexdigest()
-    return f"adhoc-{digest[:12]}"
-
-
 def _find_source(source_id: str, state: CrawlState) -> Source | None:
     from seeds import sources_report
 
@@ -130,6 +123,7 @@ def _enqueue(args: argparse.Namespace) -> int:
             _err(f"enqueue: bad URL {raw!r}: {exc}")
             return EXIT_USAGE
     with _redis(settings) as client:
+        from crawler.visit import Visit
         from workers.app import send_crawl_source, send_fetch
 
         state = _state(client)
@@ -140,9 +134,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
         else:
             try:
-                source = Source.from_urls(
-                    urls, id=adhoc_source_id(urls), max_depth=3 if args.max_depth is None else args.max_depth
-                )
+                source = Source.from_urls(urls, max_depth=3 if args.max_depth is None else args.max_depth)
             except ValueError as exc:
                 _err(f"enqueue: bad start URL: {exc}")
                 return EXIT_USAGE
@@ -165,7 +157,7 @@ def _enqueue(args: argparse.Namespace) -> int:
         queued = 0
         for url, claimed in zip(wanted, state.claim_for_run(source.id, run, wanted), strict=True):
             if claimed:
-                send_fetch(url, source.id, 0, run=run, revisit=True)
+                send_fetch(Visit(url, source.id, 0, run=run, revisit=True))
                 queued += 1
         print(f"queued {queued} URL(s) for source {source.id}")
         return EXIT_OK if queued or not urls else EXIT_FAILURE
@@ -204,22 +196,16 @@ def _active_tasks(timeout: float) -> dict[str, int] | None:
 
 
 def _store_counts(settings: Any) -> dict[str, Any]:
-    from sqlalchemy import func, select
-
     from storage import open_store
-    from storage.sql import urls
 
     with open_store(settings.database_url) as store:
         stats = store.stats()
-        stmt = select(urls.c.source, urls.c.status, func.count()).group_by(urls.c.source, urls.c.status)
-        with store.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        url_counts = store.url_counts()
     per_source: dict[str, dict[str, Any]] = {}
     for source, count in stats["documents_by_source"].items():
         per_source.setdefault(str(source), {"documents": 0, "urls": {}})["documents"] = count
-    for source, status, count in rows:
-        entry = per_source.setdefault(str(source), {"documents": 0, "urls": {}})
-        entry["urls"][status] = int(count)
+    for source, by_status in url_counts.items():
+        per_source.setdefault(str(source), {"documents": 0, "urls": {}})["urls"].update(by_status)
     return {"documents": stats["documents"], "urls": stats["urls"], "sources": per_source}
 
 
