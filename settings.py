@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from crawler.crawl import CrawlOptions
     from crawler.fetch import FetchLimits
     from crawler.visit import Politeness, RetryPolicy
 
@@ -159,6 +160,41 @@ class Settings(BaseSettings):
             concurrency=self.per_host_concurrency,
             delay_override=delay,
             concurrency_override=concurrency,
+        )
+
+    def crawl_options(
+        self,
+        *,
+        max_pages: int | None = None,
+        max_depth: int | None = None,
+        concurrency: int | None = None,
+        delay: float | None = None,
+        allow_private_networks: bool | None = None,
+        extract_workers: int | None = None,
+        revisit_all: bool = False,
+        retry_failed: bool = False,
+    ) -> CrawlOptions:
+        """How an embedded crawl runs: these settings, with a command line's flags.
+        ``concurrency``/``delay`` (``--concurrency``/``--delay``) win over the settings and
+        over each source's own per-host values."""
+        from crawler.crawl import CrawlOptions
+
+        return CrawlOptions(
+            concurrency=self.concurrency if concurrency is None else concurrency,
+            politeness=self.politeness(delay=delay, concurrency=concurrency),
+            allow_private_networks=(
+                self.allow_private_networks if allow_private_networks is None else allow_private_networks
+            ),
+            extract_workers=self.extract_workers if extract_workers is None else extract_workers,
+            extract_timeout=self.extract_timeout,
+            near_dup_threshold=self.near_dup_threshold,
+            keep_duplicate_text=self.keep_duplicate_text,
+            limits=self.fetch_limits(),
+            retry=self.retry_policy(),
+            max_pages=max_pages,
+            max_depth=max_depth,
+            revisit_all=revisit_all,
+            retry_failed=retry_failed,
         )
 
     # Flower

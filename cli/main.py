@@ -148,11 +148,9 @@ def summary_table(stats: Any) -> Table:
 
 
 def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: Console) -> Any:
-    from crawler.crawl import CrawlOptions, EmbeddedCrawl
+    from crawler.crawl import EmbeddedCrawl
 
-    settings = settings_for(args)
-    options = CrawlOptions.from_settings(
-        settings,
+    options = settings_for(args).crawl_options(
         max_pages=args.max_pages,
         max_depth=args.max_depth,
         concurrency=args.concurrency,

@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from crawler.dedup import Fingerprint
 from crawler.document import Document, utcnow
@@ -64,9 +64,6 @@ from crawler.visit import (
     already_done,
     run_visit,
 )
-
-if TYPE_CHECKING:
-    from settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +99,8 @@ class DocumentStore(Protocol):
 
 @dataclass(slots=True)
 class CrawlOptions:
-    """How one embedded crawl runs. Built by :meth:`from_settings`: the values come from the
-    settings, a command line's flags override single ones."""
+    """How one embedded crawl runs. Built by :meth:`settings.Settings.crawl_options`: the values
+    come from the settings, a command line's flags override single ones."""
 
     concurrency: int
     politeness: Politeness
@@ -118,40 +115,6 @@ class CrawlOptions:
     max_depth: int | None = None
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
     retry_failed: bool = False  # visit again the URLs whose last visit failed transiently
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        max_pages: int | None = None,
-        max_depth: int | None = None,
-        concurrency: int | None = None,
-        delay: float | None = None,
-        allow_private_networks: bool | None = None,
-        extract_workers: int | None = None,
-        revisit_all: bool = False,
-        retry_failed: bool = False,
-    ) -> CrawlOptions:
-        """``concurrency``/``delay``: a command line's ``--concurrency``/``--delay``; they win
-        over the settings and over each source's own per-host values."""
-        return cls(
-            concurrency=settings.concurrency if concurrency is None else concurrency,
-            politeness=settings.politeness(delay=delay, concurrency=concurrency),
-            allow_private_networks=(
-                settings.allow_private_networks if allow_private_networks is None else allow_private_networks
-            ),
-            extract_workers=settings.extract_workers if extract_workers is None else extract_workers,
-            extract_timeout=settings.extract_timeout,
-            near_dup_threshold=settings.near_dup_threshold,
-            keep_duplicate_text=settings.keep_duplicate_text,
-            limits=settings.fetch_limits(),
-            retry=settings.retry_policy(),
-            max_pages=max_pages,
-            max_depth=max_depth,
-            revisit_all=revisit_all,
-            retry_failed=retry_failed,
-        )
 
 
 @dataclass(slots=True)

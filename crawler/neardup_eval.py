@@ -197,34 +197,6 @@ def separation(items: Sequence[Item], shingles: Sequence[int] = (3, 4, 5, 6)) ->
         print(f"{k:7}  {lo_j:16.3f}  {hi_j:11.3f}   {lo_c:16.3f}  {hi_c:11.3f}")
 
 
-def store_cost(url: str) -> tuple[float, float]:
-    """Seconds per page of :meth:`storage.sql.Store.add_stories` (exact key, bands, estimate,
-    exact confirmation, insert) and of the plain insert-if-absent it replaces
-    (``add_documents``), one page per transaction as a Celery worker does, on a scratch store
-    at ``url``, for the labelled set's documents."""
-    from dataclasses import replace
-
-    from crawler.document import Document
-    from storage import open_store
-
-    items = labelled_set(generated_stories=40, unrelated=100)
-    prepared = []
-    for n, item in enumerate(items):
-        fp = Fingerprint.of(item.text)
-        url_n = f"https://eval/{n}"
-        doc = Document(url=url_n, final_url=url_n, text=item.text, content_hash=fp.content_hash)
-        prepared.append((doc, fp))
-    with open_store(url) as store:
-        start = time.perf_counter()
-        for doc, _ in prepared:  # other keys: the baseline must not collide with the stories
-            store.add_documents([replace(doc, content_hash="baseline-" + doc.content_hash)])
-        baseline = (time.perf_counter() - start) / len(prepared)
-        start = time.perf_counter()
-        for pair in prepared:
-            store.add_stories([pair])
-        return (time.perf_counter() - start) / len(prepared), baseline
-
-
 def sweep(items: Sequence[Item]) -> None:
     separation(items)
     print("shingle bands rows threshold measure   precision recall  trad  same-topic")
@@ -247,9 +219,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sweep", action="store_true", help="print the parameter table")
     parser.add_argument("--check", action="store_true", help="exit 1 if a figure misses its target")
-    parser.add_argument(
-        "--store", metavar="DB_URL", help="also time the store's check on this (empty, scratch) database"
-    )
     args = parser.parse_args(argv)
     items = labelled_set()
     if args.sweep:
@@ -279,16 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         ("index memory per document", f"{per_doc:.0f} B in process, {stored} B stored", "-", True),
     ]
-    if args.store:
-        seconds, baseline = store_cost(args.store)
-        rows.append(
-            (
-                "store: add_stories vs plain insert",
-                f"{seconds * 1e3:.2f} vs {baseline * 1e3:.2f} ms: +{(seconds - baseline) / page:.1%}",
-                "-",
-                True,
-            )
-        )
     width = max(len(r[0]) for r in rows)
     for name, value, target, ok in rows:
         print(f"{name:<{width}}  {value:<34} {target:<8} {'ok' if ok else 'MISSED'}")

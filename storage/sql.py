@@ -27,7 +27,6 @@ Concurrency model:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sqlite3
 import threading
@@ -1057,8 +1056,7 @@ def open_store(url: str | None = None) -> Store:
     bad or the database unreachable.
     """
     if url is None:
-        # Imported lazily (keeps pydantic out of plain storage imports) and through importlib so
-        # that `mypy storage` does not type-check settings.py, which needs the pydantic mypy
-        # plugin (not configured yet) for its Field(default, ...) declarations.
-        url = str(importlib.import_module("settings").get_settings().database_url)
+        from settings import get_settings  # lazily: plain storage imports stay free of pydantic
+
+        url = get_settings().database_url
     return Store(url)

@@ -25,4 +25,4 @@ def fetch_limits(**values: Any) -> FetchLimits:
 def crawl_options(settings: dict[str, Any] | None = None, **flags: Any) -> CrawlOptions:
     """Options of an embedded test crawl: ``settings`` are ``CRAWLER_*`` values, ``flags`` the
     command line's (max_pages, concurrency, delay, extract_workers, revisit_all, ...)."""
-    return CrawlOptions.from_settings(test_settings(**(settings or {})), **flags)
+    return test_settings(**(settings or {})).crawl_options(**flags)

@@ -89,11 +89,11 @@ def source(site: RunningSite) -> Source:
 
 @pytest.fixture(scope="module")
 def baseline(site: RunningSite, tmp_path_factory: pytest.TempPathFactory) -> Baseline:
-    from crawler.crawl import CrawlOptions, EmbeddedCrawl
+    from crawler.crawl import EmbeddedCrawl
     from settings import get_settings
 
     quick = site.source(per_host_delay=0.0, schedule=None)
-    options = CrawlOptions.from_settings(get_settings(), allow_private_networks=True, extract_workers=2)
+    options = get_settings().crawl_options(allow_private_networks=True, extract_workers=2)
     db = tmp_path_factory.mktemp("baseline") / "store.sqlite3"
     with open_store(f"sqlite:///{db}") as store:
         asyncio.run(EmbeddedCrawl([quick], store, options).run())

@@ -162,11 +162,11 @@ def cluster(
 @pytest.fixture(scope="module")
 def embedded(site: RunningSite, source: Source, tmp_path_factory: pytest.TempPathFactory) -> CrawlRun:
     """The embedded crawl of the same source, for comparison (runs before the cluster's)."""
-    from crawler.crawl import CrawlOptions, EmbeddedCrawl
+    from crawler.crawl import EmbeddedCrawl
     from settings import get_settings
 
     db = tmp_path_factory.mktemp("embedded") / "store.sqlite3"
-    options = CrawlOptions.from_settings(get_settings(), allow_private_networks=True, extract_workers=2)
+    options = get_settings().crawl_options(allow_private_networks=True, extract_workers=2)
     site.request_log.clear()
     with open_store(f"sqlite:///{db}") as store:
         began = time.monotonic()

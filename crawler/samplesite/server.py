@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import re
 import sys
 import threading
@@ -54,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
@@ -523,9 +525,8 @@ class RunningSite:
     def source(self, **overrides: Any) -> Source:
         """``seeds/sample-site.toml`` rewritten for the ports actually bound (plus ``overrides``)."""
         from crawler.sources import Source, load_source
-        from seeds import SEEDS_DIR
 
-        base = load_source(SEEDS_DIR / "sample-site.toml")
+        base = load_source(sample_seed_file())
         moved = {
             f"127.0.0.1:{DEFAULT_PORT_BASE + i}": self.netlocs[name]
             for i, name in enumerate(self.web.standard_sites)
@@ -561,6 +562,15 @@ class RunningSite:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def sample_seed_file() -> Path:
+    """``seeds/sample-site.toml``: the sample web's source, read as data. Located without
+    importing the ``seeds`` package (which imports this library: no import circle)."""
+    spec = importlib.util.find_spec("seeds")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the seeds package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "sample-site.toml"
 
 
 def serve_site(web: SampleWeb, host: str = "127.0.0.1", *, port_base: int | None = None) -> RunningSite:
