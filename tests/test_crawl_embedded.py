@@ -25,50 +25,14 @@ from crawler.samplesite import (
     ArticlePage,
     RunningSite,
     build_site,
-    drip,
-    gzip_bomb,
-    html,
-    malformed_html,
-    not_found,
-    oversized,
-    pdf,
-    redirect,
-    redirect_loop,
     serve_site,
-    server_error,
-    slow,
-    too_many_requests,
-    wrong_meta_charset,
 )
 from crawler.samplesite.content import to_simplified
 from crawler.sources import Source
 from crawler.urls import canonicalize
 from storage import UrlStatus, open_store
 from tests.crawling import crawl_options
-
-# path on the hostile site -> (expected URL status, expected reason)
-HOSTILE = {
-    "/slow.html": (UrlStatus.FAILED_TRANSIENT, "timeout"),
-    "/drip.html": (UrlStatus.FAILED_TRANSIENT, "timeout"),
-    "/boom.html": (UrlStatus.FAILED_TRANSIENT, "http_500"),
-    "/busy.html": (UrlStatus.FAILED_TRANSIENT, "http_429"),
-    "/loop-a.html": (UrlStatus.FAILED_PERMANENT, "redirect_loop"),
-    "/big.html": (UrlStatus.FAILED_PERMANENT, "too_large"),
-    "/bomb.html": (UrlStatus.FAILED_PERMANENT, "too_large"),
-    "/doc.html": (UrlStatus.FAILED_PERMANENT, "not_html"),
-    "/missing.html": (UrlStatus.FAILED_PERMANENT, "http_404"),
-    "/secret/plan.html": (UrlStatus.DISALLOWED, "robots"),
-}
-
-
-def hostile_index() -> str:
-    links = "".join(
-        f'<li><a href="{path}">{path}</a></li>'
-        for path in [*HOSTILE, "/broken.html", "/charset.html", "/moved.html"]
-    )
-    return (
-        f"<html><head><meta charset='utf-8'><title>hostile</title></head><body><ul>{links}</ul></body></html>"
-    )
+from tests.webs import HOSTILE, add_hostile_site
 
 
 @dataclass
@@ -82,21 +46,7 @@ class CrawlRun:
 @pytest.fixture(scope="module")
 def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
     web = build_site(crawl_delay=0.2)
-    web.add_site("hostile", disallow=("/secret/",))
-    web.add_route("hostile", "/", html(hostile_index()))
-    web.add_route("hostile", "/slow.html", slow(5))
-    web.add_route("hostile", "/drip.html", drip(interval=0.3))
-    web.add_route("hostile", "/boom.html", server_error())
-    web.add_route("hostile", "/busy.html", too_many_requests(retry_after=3))
-    web.add_routes("hostile", redirect_loop("/loop-a.html", "/loop-b.html"))
-    web.add_route("hostile", "/big.html", oversized(3 * 2**20))
-    web.add_route("hostile", "/bomb.html", gzip_bomb())
-    web.add_route("hostile", "/doc.html", pdf())
-    web.add_route("hostile", "/missing.html", not_found())
-    web.add_route("hostile", "/secret/plan.html", html("<p>never fetched</p>"))
-    web.add_route("hostile", "/broken.html", malformed_html())
-    web.add_route("hostile", "/charset.html", wrong_meta_charset())
-    web.add_route("hostile", "/moved.html", redirect("/charset.html"))
+    add_hostile_site(web)
 
     db_url = f"sqlite:///{tmp_path_factory.mktemp('crawl') / 'crawl.sqlite3'}"
     with serve_site(web) as site:
