@@ -100,20 +100,24 @@ async def _run_crawl(crawl: Any, console: Console) -> Any:
     return task.result()
 
 
+#: Signals that stop a crawl: Ctrl-C, ``kill``/``docker stop``, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _stop_on_signals(crawl: Any, console: Console) -> None:
-    """Ctrl-C (SIGINT) or SIGTERM stops the crawl: the pages in flight get a few seconds, the
-    rest stays queued in the store. A second signal stops it at once."""
+    """A stop signal ends the crawl: the pages in flight get a few seconds, the rest stays
+    queued in the store. A second signal stops it at once."""
     loop = asyncio.get_running_loop()
 
-    def on_signal(name: str) -> None:
+    def on_signal(signum: signal.Signals) -> None:
         now = crawl.stats.interrupted
-        console.print(
-            f"{name}: stopping now" if now else f"{name}: finishing the pages in flight (again to stop now)"
-        )
+        crawl.stop_signal = crawl.stop_signal or signum
+        message = "stopping now" if now else "finishing the pages in flight (again to stop now)"
+        console.print(f"{signum.name}: {message}")
         crawl.stop(now=now)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum.name)
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def summary_table(stats: Any) -> Table:
@@ -169,6 +173,7 @@ def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: C
             "to continue where the crawl stopped",
             highlight=False,
         )
+    args.stop_signal = crawl.stop_signal
     return stats
 
 
@@ -178,7 +183,15 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     sources = resolve_targets(args.targets, max_depth=args.max_depth)
     stats = crawl_sources(sources, args, console=Console())
-    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+    return _exit_status(stats, args)
+
+
+def _exit_status(stats: Any, args: argparse.Namespace) -> int:
+    """0, or for a crawl a signal stopped, what a shell reports for that signal (128 + its number)."""
+    signum = getattr(args, "stop_signal", None)
+    if stats.interrupted:
+        return 128 + int(signum) if signum is not None else EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -199,7 +212,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"[bold]sample site[/bold]: {len(ports)} portals on 127.0.0.1, ports {ports[0]}-{ports[-1]}"
         )
         args.allow_private_networks = True  # the sample site is on loopback, by design
-        crawl_sources([source], args, console=console)
+        stats = crawl_sources([source], args, console=console)
     with _open_store(args) as store:
         table = Table(title=f"documents in {settings_for(args).database_url}", title_justify="left")
         table.add_column("published", no_wrap=True, min_width=10)
@@ -211,7 +224,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             table.add_row(doc.published_at or "-", doc.agency or "-", str(len(doc.text)), doc.title or "")
         console.print(table)
     console.print("Export them with: .venv/bin/crawler export -o documents.jsonl")
-    return EXIT_OK
+    return _exit_status(stats, args)
 
 
 # -- extract / export / stats / sources ----------------------------------------------------------

@@ -35,6 +35,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -174,6 +175,14 @@ class CrawlStats:
         self.skipped.update(result.skipped)
 
 
+def _ignore_stop_signals() -> None:
+    """In an extraction process: leave Ctrl-C, a closed terminal and SIGTERM to the crawl. They
+    reach the whole process group, and a pool whose processes die of them breaks under the pages
+    in flight; the crawl winds the pool down itself (its processes exit when the crawl does)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     # forkserver: workers fork from a clean process that has imported the pipeline once,
     # never from our threaded event-loop process.
@@ -231,6 +240,8 @@ class EmbeddedCrawl:
         self._starts: set[str] = set()
         self._stopping = False
         self._stopped = asyncio.Event()
+        #: The signal that stopped the crawl, if one did (set by the command line's handler).
+        self.stop_signal: int | None = None
         self._busy: dict[asyncio.Task[None], bool] = {}  # worker task -> in a visit
         self._retrying: set[asyncio.Task[None]] = set()
 
@@ -336,6 +347,8 @@ class EmbeddedCrawl:
                 ExtractionTimeout(f"extraction took longer than {self.options.extract_timeout:g} s")
             )
         except BrokenProcessPool:
+            if self._stopping:
+                raise asyncio.CancelledError from None  # winding down: the page is handed back
             # A page crashed its worker process (e.g. a C-level fault): replace the pool.
             log.error("extraction process died on %s; restarting the pool", job.final_url)
             old = self._pool
@@ -468,7 +481,9 @@ class EmbeddedCrawl:
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         workers = self.options.extract_workers or os.cpu_count() or 1
-        return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context())
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=_pool_context(), initializer=_ignore_stop_signals
+        )
 
     async def _worker(self, ports: VisitPorts) -> None:
         task = asyncio.current_task()
