@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(
         3, gt=0, description="Deliveries of a page that never finish before it is given up."
     )
+    worker_soft_shutdown_timeout: float = Field(
+        5.0,
+        ge=0,
+        description=(
+            "Seconds a worker stopped with SIGTERM lets its running pages finish before it hands "
+            "them back to the broker (keep it below the grace period of docker stop or Kubernetes)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _derive_limits(self) -> Self:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 from kombu import Queue
 
 from crawler.visit import Visit
@@ -50,6 +52,7 @@ SETTING_NAMES: dict[str, str] = {
     "worker_max_memory_per_child_kb": "max_memory_per_child_kb",
     "throttle_max_sleep": "throttle_max_sleep",
     "max_deliveries": "max_deliveries",
+    "worker_soft_shutdown_timeout": "soft_shutdown_timeout",
 }
 
 
@@ -69,6 +72,8 @@ class WorkerConfig:
     throttle_max_sleep: float
     #: Deliveries of one visit that never finished before the visit is given up as poisonous.
     max_deliveries: int
+    #: Seconds a worker stopped with SIGTERM lets its running tasks finish (then hands them back).
+    soft_shutdown_timeout: float
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> WorkerConfig:
@@ -136,6 +141,7 @@ def make_app(config: WorkerConfig | None = None) -> Celery:
         worker_max_memory_per_child=config.max_memory_per_child_kb,
         task_time_limit=config.task_time_limit,
         task_soft_time_limit=config.task_soft_time_limit,
+        worker_soft_shutdown_timeout=config.soft_shutdown_timeout,
         worker_send_task_events=True,
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
@@ -146,6 +152,24 @@ def make_app(config: WorkerConfig | None = None) -> Celery:
 
     celery_app.conf.beat_schedule = beat_schedule_from_seeds()
     return celery_app
+
+
+@worker_shutting_down.connect
+def _hand_back_on_sigterm(sig: str = "", how: str = "", **_: Any) -> None:
+    """SIGTERM (a deploy, ``docker compose stop``, Kubernetes) hands the worker's tasks back
+    instead of keeping them until they finish.
+
+    Celery answers SIGTERM with a warm shutdown: it waits for the running tasks (a slow page:
+    up to the page deadline), and docker or Kubernetes kill it when their grace period ends
+    first, leaving its messages unacknowledged until the visibility timeout (an hour). So a
+    SIGTERM becomes Celery's cold shutdown (SIGQUIT): the running pages get
+    ``worker_soft_shutdown_timeout`` seconds, then are cancelled, and every message the worker
+    holds (running, prefetched, or waiting for a countdown) goes back to its queue when the
+    worker closes its connection (kombu's restore at shutdown). A visit cut short is simply
+    visited again: every visit is idempotent.
+    """
+    if sig == "SIGTERM" and how == "Warm":
+        os.kill(os.getpid(), signal.SIGQUIT)
 
 
 def default_flower_auth(settings: Any | None = None) -> None:
