@@ -7,9 +7,10 @@ Every component (the embedded crawl, the Celery workers, the CLI) reads its conf
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_USER_AGENT = (
     "policy-crawler/0.1 (+https://github.com/policy-crawler/policy-crawler; research crawler)"
@@ -34,8 +35,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(5_000_000, gt=0, description="Cap on a page body, after decompression.")
     max_redirects: int = Field(5, ge=0, description="Redirect hops followed per page.")
     max_url_length: int = Field(2048, gt=0, description="Longer URLs are refused.")
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Address ranges (CIDR, comma-separated) the crawler may connect to besides public "
+            "addresses, e.g. 127.0.0.0/8 for a site on this machine."
+        ),
+    )
     allow_private_networks: bool = Field(
-        False, description="Allow fetching loopback/private/link-local addresses (local sites, tests)."
+        False, description="Deprecated: also allow loopback and the private ranges (use allowed_networks)."
     )
 
     # Crawl shape
@@ -44,6 +52,9 @@ class Settings(BaseSettings):
     per_host_delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
     extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
+    max_links_per_page: int = Field(
+        5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
+    )
 
     # Duplicates (see crawler/dedup.py and `python -m crawler.neardup_eval`)
     near_dup_threshold: float = Field(
@@ -87,6 +98,19 @@ class Settings(BaseSettings):
     # Flower
     flower_user: str = Field("admin", description="Flower basic-auth user.")
     flower_password: str = Field("change-me", description="Flower basic-auth password.")
+
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        """``"127.0.0.0/8, 10.0.0.0/8"`` (the environment's form) or a list; each must parse."""
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list | tuple):
+            from crawler.netpolicy import parse_network
+
+            return [str(parse_network(str(item))) for item in value]
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import brotli
 import httpx
@@ -33,8 +33,8 @@ from crawler.errors import (
     ServerError,
     TooManyRedirects,
 )
-from crawler.netguard import GuardedTransport, check_literal_host
-from crawler.netstream import BackendTransport
+from crawler.netguard import GuardedTransport
+from crawler.netpolicy import DEFAULT_POLICY, NetworkPolicy
 from crawler.urls import canonicalize
 
 if TYPE_CHECKING:
@@ -56,10 +56,16 @@ class FetchLimits:
     max_body_bytes: int = 5_000_000
     max_redirects: int = 5
     max_url_length: int = 2048
+    #: Which addresses may be contacted (``CRAWLER_ALLOWED_NETWORKS``): the default for every
+    #: client, fetcher and robots cache built with these limits.
+    network: NetworkPolicy = DEFAULT_POLICY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchLimits:
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
+        values: dict[str, Any] = {
+            name: getattr(settings, name) for name in cls.__dataclass_fields__ if name != "network"
+        }
+        return cls(**values, network=NetworkPolicy.from_settings(settings))
 
 
 @dataclass(slots=True)
@@ -88,6 +94,24 @@ class FetchResult:
 class RobotsCheck(Protocol):
     async def __call__(self, url: str) -> None:
         """Raise DisallowedByRobots if ``url`` may not be fetched."""
+
+
+#: A per-hop hook: called with each redirect target before it is followed; raises (e.g.
+#: :class:`~crawler.errors.RedirectOutOfScope`) to refuse the hop. May be a coroutine function.
+HopCheck = Callable[[str], Awaitable[None] | None]
+
+
+def resolve_policy(
+    base: NetworkPolicy, policy: NetworkPolicy | None, allow_private_networks: bool | NetworkPolicy | None
+) -> NetworkPolicy:
+    """The policy a client or fetcher uses: ``policy`` when given, else ``base`` (the limits'),
+    widened by the deprecated ``allow_private_networks=True`` (kept for the crawl drivers'
+    existing calls; a :class:`NetworkPolicy` passed there is used as the policy)."""
+    if policy is not None:
+        return policy
+    if isinstance(allow_private_networks, NetworkPolicy):  # CrawlOptions carrying a policy
+        return allow_private_networks
+    return base.with_private_networks() if allow_private_networks else base
 
 
 class PerOriginTransport(httpx.AsyncBaseTransport):
@@ -135,15 +159,19 @@ class PerOriginTransport(httpx.AsyncBaseTransport):
 def make_client(
     limits: FetchLimits,
     *,
-    allow_private_networks: bool = False,
+    policy: NetworkPolicy | None = None,
+    allow_private_networks: bool | NetworkPolicy | None = None,
     max_connections: int = 100,
     per_origin_connections: int | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient configured for crawling (guarded unless private networks are allowed).
+    """An AsyncClient configured for crawling, every connection checked against a network policy.
 
+    ``policy``: which addresses may be contacted (default ``limits.network``).
+    ``allow_private_networks``: deprecated, see :func:`resolve_policy`.
     ``per_origin_connections``: give every origin its own pool of that many connections
     (:class:`PerOriginTransport`) instead of one pool of ``max_connections``.
     """
+    chosen_policy = resolve_policy(limits.network, policy, allow_private_networks)
 
     # One TLS context for every origin's pool: building one loads the CA bundle (~18 ms), and a
     # crawl of many hosts makes a pool per host.
@@ -151,9 +179,7 @@ def make_client(
 
     def transport(size: int) -> httpx.AsyncBaseTransport:
         pool = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        if allow_private_networks:
-            return BackendTransport(limits=pool, verify=tls, trust_env=False)
-        return GuardedTransport(limits=pool, verify=tls, trust_env=False)
+        return GuardedTransport(policy=chosen_policy, limits=pool, verify=tls, trust_env=False)
 
     chosen = (
         transport(max_connections)
@@ -305,7 +331,8 @@ def _looks_like_html(start: bytes) -> bool:
 
 
 class Fetcher:
-    """Fetches pages with one client, checking robots.txt on every hop when given a check."""
+    """Fetches pages with one client, checking robots.txt, the network policy and an optional
+    per-hop hook on every redirect hop."""
 
     def __init__(
         self,
@@ -313,14 +340,25 @@ class Fetcher:
         limits: FetchLimits,
         *,
         robots: RobotsCheck | Callable[[str], Awaitable[None]] | None = None,
-        block_private: bool = True,
+        policy: NetworkPolicy | None = None,
+        hop_check: HopCheck | None = None,
+        block_private: bool | None = None,
     ) -> None:
+        """``policy`` (default ``limits.network``) is checked here on IP-literal hosts, before
+        the client is asked; names are checked at connection time by the client that
+        :func:`make_client` builds with the same policy. ``block_private=False`` is the
+        deprecated way to add loopback and the private ranges to it.
+
+        ``hop_check(target)`` is called for every redirect target before it is followed (after
+        the loop and hop-count checks); whatever it raises ends the fetch, with the hop's URL as
+        the error's ``final_url``."""
         self.client = client
         self.limits = limits
         self.robots = robots
-        # Fails fast on IP-literal hosts; names are checked at connection time by the client
-        # that make_client builds (GuardedTransport).
-        self.block_private = block_private
+        self.policy = resolve_policy(
+            limits.network, policy, None if block_private is None else not block_private
+        )
+        self.hop_check = hop_check
 
     async def fetch(
         self,
@@ -334,7 +372,8 @@ class Fetcher:
         ``claim(target)`` is asked before following a redirect; when it returns False (the
         target is already queued or fetched elsewhere) the redirect is not followed and the
         result is the redirect itself (``is_redirect``, empty body, ``final_url`` = target).
-        Raises a :class:`~crawler.errors.FetchError` subclass for every failure.
+        Raises a :class:`~crawler.errors.FetchError` subclass for every failure; one raised on
+        a redirect hop carries that hop's URL as ``final_url`` (the page that failed).
         """
         started = time.monotonic()
         try:
@@ -352,9 +391,14 @@ class Fetcher:
         seen = {current}
         redirects: list[str] = []
         while True:
-            if self.robots is not None:
-                await self.robots(current)
-            outcome = await self._fetch_once(current, headers)
+            try:
+                if self.robots is not None:
+                    await self.robots(current)
+                outcome = await self._fetch_once(current, headers)
+            except FetchError as exc:
+                if redirects and exc.final_url is None:
+                    exc.final_url = current  # a hop failed: name it, not only the first URL
+                raise
             if isinstance(outcome, FetchResult):
                 outcome.url = url
                 outcome.redirects = redirects
@@ -363,21 +407,38 @@ class Fetcher:
             try:
                 target = canonicalize(location, max_length=self.limits.max_url_length)
             except InvalidURL as exc:
-                raise InvalidURL(f"redirect from {current} to an invalid URL: {exc}", url=url) from exc
+                raise InvalidURL(
+                    f"redirect from {current} to an invalid URL: {exc}", url=url, final_url=current
+                ) from exc
             redirects.append(current)
             if target in seen:
-                raise RedirectLoop(f"redirect loop: {current} -> {target}", url=url)
+                raise RedirectLoop(f"redirect loop: {current} -> {target}", url=url, final_url=target)
             if len(redirects) > self.limits.max_redirects:
-                raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects", url=url)
+                raise TooManyRedirects(
+                    f"more than {self.limits.max_redirects} redirects", url=url, final_url=target
+                )
+            await self._check_hop(url, target)
             if claim is not None and not claim(target):
                 return FetchResult(url, target, status, "", None, b"", redirects=redirects)
             seen.add(target)
             current = target
 
+    async def _check_hop(self, url: str, target: str) -> None:
+        """The hook's verdict on a redirect target; its error names the hop as ``final_url``."""
+        if self.hop_check is None:
+            return
+        try:
+            pending = self.hop_check(target)
+            if pending is not None:
+                await pending
+        except FetchError as exc:
+            exc.url = exc.url or url
+            exc.final_url = exc.final_url or target
+            raise
+
     async def _fetch_once(self, url: str, headers: dict[str, str]) -> FetchResult | tuple[int, str]:
         """One request: a result, or a redirect's (status, absolute target URL)."""
-        if self.block_private:
-            check_literal_host(httpx.URL(url).host)
+        self.policy.check_literal_host(httpx.URL(url).host)
         try:
             async with self.client.stream("GET", url, headers=headers) as response:
                 return await self._handle(url, response, conditional=_is_conditional(headers))
