@@ -1,15 +1,19 @@
 """One settings object, read from the environment (prefix ``CRAWLER_``).
 
 Every component (the embedded crawl, the Celery workers, the CLI) reads its configuration from
-:func:`get_settings`; nothing else reads ``os.environ`` for crawler configuration.
+:func:`get_settings`; nothing else reads ``os.environ`` for crawler configuration. A bad value
+raises :class:`SettingsError`, whose message is one line naming the variable and the values it
+accepts (``CRAWLER_CONCURRENCY='0': must be an integer greater than 0``).
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+import annotated_types
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_USER_AGENT = (
@@ -17,8 +21,30 @@ DEFAULT_USER_AGENT = (
 )
 
 
+#: What ``CRAWLER_DATABASE_URL`` and ``--db`` accept.
+DATABASE_URL_HELP = "sqlite:///PATH, sqlite:///:memory: or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+_DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?(\+psycopg)?)://", re.IGNORECASE)
+_REDIS_URL = re.compile(r"^(redis|rediss|unix)://", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Flower passwords that leave it open in all but name.
+WEAK_FLOWER_PASSWORDS = frozenset({"", "change-me"})
+
+
+class SettingsError(ValueError):
+    """A ``CRAWLER_*`` value is invalid; the message is one line naming it and what it accepts."""
+
+
+def check_database_url(value: str) -> str:
+    """ValueError unless ``value`` looks like a URL the store opens (see :data:`DATABASE_URL_HELP`)."""
+    if not _DATABASE_URL.match(value.strip()):
+        raise ValueError(f"must be {DATABASE_URL_HELP}")
+    if value.strip().lower().startswith("sqlite://") and not value.strip().lower().startswith("sqlite:///"):
+        raise ValueError(f"a SQLite URL has three slashes: {DATABASE_URL_HELP}")
+    return value.strip()
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CRAWLER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CRAWLER_", extra="ignore", allow_inf_nan=False)
 
     # Storage: the embedded default is a SQLite file; postgresql://... selects PostgreSQL.
     database_url: str = Field(
@@ -32,9 +58,11 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(10.0, gt=0, description="Seconds to open a connection.")
     read_timeout: float = Field(20.0, gt=0, description="Seconds to wait for each chunk of a body.")
     page_deadline: float = Field(60.0, gt=0, description="Seconds one page may take in total.")
-    max_body_bytes: int = Field(5_000_000, gt=0, description="Cap on a page body, after decompression.")
-    max_redirects: int = Field(5, ge=0, description="Redirect hops followed per page.")
-    max_url_length: int = Field(2048, gt=0, description="Longer URLs are refused.")
+    max_body_bytes: int = Field(
+        5_000_000, gt=0, le=1_000_000_000, description="Cap on a page body, after decompression."
+    )
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed per page.")
+    max_url_length: int = Field(2048, ge=64, le=65536, description="Longer URLs are refused.")
     allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -47,10 +75,10 @@ class Settings(BaseSettings):
     )
 
     # Crawl shape
-    concurrency: int = Field(16, gt=0, description="Requests in flight in the embedded crawl.")
-    per_host_concurrency: int = Field(2, gt=0, description="Requests in flight per host.")
-    per_host_delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
-    extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
+    concurrency: int = Field(16, gt=0, le=1024, description="Requests in flight in the embedded crawl.")
+    per_host_concurrency: int = Field(2, gt=0, le=64, description="Requests in flight per host.")
+    per_host_delay: float = Field(1.0, ge=0, le=3600, description="Seconds between requests to one host.")
+    extract_workers: int = Field(0, ge=0, le=256, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
     max_links_per_page: int = Field(
         5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
@@ -97,8 +125,39 @@ class Settings(BaseSettings):
 
     # Flower
     flower_user: str = Field("admin", description="Flower basic-auth user.")
-    flower_password: str = Field("change-me", description="Flower basic-auth password.")
+    flower_password: str = Field(
+        "", description="Flower basic-auth password; Flower refuses to start when it is empty or 'change-me'."
+    )
+    flower_public_metrics: bool = Field(
+        False, description="Serve Flower's /metrics without authentication (for a Prometheus scraper)."
+    )
 
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not _REDIS_URL.match(value.strip()):
+            raise ValueError("must be redis://HOST[:PORT]/DB, rediss://... or unix:///PATH")
+        return value.strip()
+
+    @field_validator("user_agent", "flower_user", "redis_key_prefix")
+    @classmethod
+    def _check_text(cls, value: str) -> str:
+        if not value.strip() or _CONTROL.search(value):
+            raise ValueError("must be non-empty text without control characters")
+        return value
+
+    @field_validator("flower_password")
+    @classmethod
+    def _check_password(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters")
+        return value
 
     @field_validator("allowed_networks", mode="before")
     @classmethod
@@ -113,9 +172,78 @@ class Settings(BaseSettings):
         return value
 
 
+def env_name(field: str) -> str:
+    return f"CRAWLER_{field.upper()}"
+
+
+def allowed_values(field: str) -> str:
+    """What a setting accepts, in words, from its type and bounds ("an integer greater than 0")."""
+    info = Settings.model_fields[field]
+    annotation = info.annotation
+    if annotation is bool:
+        return "true or false (also 1/0, yes/no, on/off)"
+    if annotation is str:
+        return "text"
+    if annotation not in (int, float):
+        return "a comma-separated list of CIDR networks such as 127.0.0.0/8, ::1/128"
+    kind = "an integer" if annotation is int else "a number"
+    low: tuple[float, bool] | None = None  # (bound, inclusive)
+    high: float | None = None
+    for item in info.metadata:
+        if isinstance(item, annotated_types.Gt):
+            bound = float(item.gt)  # type: ignore[arg-type]
+            low = (bound + 1, True) if annotation is int else (bound, False)
+        elif isinstance(item, annotated_types.Ge):
+            low = (float(item.ge), True)  # type: ignore[arg-type]
+        elif isinstance(item, annotated_types.Le):
+            high = float(item.le)  # type: ignore[arg-type]
+    if low is not None and high is not None and low[1]:
+        return f"{kind} from {_number(low[0])} to {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"of {_number(low[0])} or more" if low[1] else f"greater than {_number(low[0])}")
+    if high is not None:
+        parts.append(f"at most {_number(high)}")
+    return " ".join([kind, " and ".join(parts)]).strip()
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
+
+
+def _shown(field: str, value: Any) -> str:
+    """The offending value as the user typed it, secrets hidden, one short line."""
+    text = str(value)
+    if field == "flower_password":
+        return "'***'"
+    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    text = _CONTROL.sub("?", text)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A settings ValidationError as one line: each bad variable, its value and what it accepts."""
+    problems: list[str] = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field not in Settings.model_fields:
+            problems.append(" ".join(str(error["msg"]).split()))
+            continue
+        if error["type"] == "value_error":  # our own validators say what is wrong themselves
+            why = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            why = f"must be {allowed_values(field)}"
+        problems.append(f"{env_name(field)}={_shown(field, error.get('input', ''))}: {' '.join(why.split())}")
+    return "; ".join(dict.fromkeys(problems))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; :class:`SettingsError` (one line) if a value is bad."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
 
 
 def settings_for_database(database_url: str | None = None) -> Settings:

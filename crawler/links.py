@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from crawler.errors import InvalidURL
-from crawler.sources import Source
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, host_of, resolve
+from crawler.sources import Source, host_allowed
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, resolve
 
 _SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "ftp:", "file:", "about:", "#")
 _REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.IGNORECASE)
@@ -153,9 +153,7 @@ class Scope:
         self._by_url: dict[str, Verdict] = {}
 
     def host_allowed(self, url: str) -> bool:
-        host = host_of(url)
-        bare = host.split(":", 1)[0]
-        return host in self.hosts or any(bare.endswith("." + h) for h in self.hosts if ":" not in h)
+        return host_allowed(self.hosts, url)
 
     def judge(self, url: str, depth: int) -> Verdict:
         """Whether to fetch ``url`` found at ``depth`` links from a start URL, and as what."""
