@@ -4,7 +4,7 @@ Run it with::
 
     celery -A workers.app worker -l info          # as many as you like, on any machines
     celery -A workers.app beat -l info            # exactly one: scheduled crawls of the sources
-    celery -A workers.app flower --basic-auth=USER:PASS --address=127.0.0.1 --port=5555
+    celery -A workers.app flower --address=127.0.0.1 --port=5555   # CRAWLER_FLOWER_PASSWORD set
 
 Every value comes from :func:`settings.get_settings` (``CRAWLER_*``). The choices that matter:
 
@@ -19,13 +19,15 @@ Every value comes from :func:`settings.get_settings` (``CRAWLER_*``). The choice
 * ``worker_prefetch_multiplier = 1``: a worker holds one page task beyond the one it runs, so
   a slow page never strands a backlog in one worker;
 * task events on, so that Flower shows every task under its explicit name; Flower's basic auth
-  defaults to the settings' ``flower_user``/``flower_password`` (see :func:`default_flower_auth`).
+  defaults to the settings' ``flower_user``/``flower_password`` and Flower refuses to start
+  without a real password (see :func:`default_flower_auth` and :mod:`workers.flower`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,13 +166,22 @@ def make_app(config: WorkerConfig | None = None) -> Celery:
 
 
 def default_flower_auth(settings: Any | None = None) -> None:
-    """Make Flower's basic auth default to the settings' ``flower_user``/``flower_password``.
+    """Make Flower's basic auth default to the settings' ``flower_user``/``flower_password``,
+    and lock Flower when this process is about to run it (:mod:`workers.flower`).
 
     ``celery -A workers.app flower`` imports this module before Flower reads its ``FLOWER_*``
-    environment variables, so Flower never starts open; ``--basic-auth`` still wins.
+    environment variables, so the credentials travel through the environment, never argv
+    (``--basic-auth`` still wins when given). Flower refuses to start when what it would use is
+    empty or the old default, and serves ``/metrics`` behind the same auth unless
+    ``CRAWLER_FLOWER_PUBLIC_METRICS`` opts in.
     """
     settings = settings if settings is not None else get_settings()
     os.environ.setdefault("FLOWER_BASIC_AUTH", f"{settings.flower_user}:{settings.flower_password}")
+    # The celery command loads its plugins (Flower's command among them) before the app.
+    if "flower.command" in sys.modules:
+        from workers.flower import lock_flower
+
+        lock_flower(public_metrics=settings.flower_public_metrics)
 
 
 config = WorkerConfig.from_settings()

@@ -8,7 +8,7 @@ The cluster itself runs with the standard Celery commands::
 
     celery -A workers.app worker -l info
     celery -A workers.app beat -l info
-    celery -A workers.app flower --basic-auth=USER:PASS --address=127.0.0.1 --port=5555
+    celery -A workers.app flower --address=127.0.0.1 --port=5555   # CRAWLER_FLOWER_PASSWORD set
 
 How ad-hoc start URLs reach the workers: ``crawler enqueue URL...`` without ``--source`` builds a
 source scoped to the URLs' origins (as ``crawler crawl URL`` does) with a stable id
