@@ -144,8 +144,9 @@ def progress_line(crawl: Any) -> str:
     """One plain line of a running crawl's counts (for logs: stderr that is not a terminal)."""
     s = crawl.stats
     return (
-        f"progress: fetched {s.pages_fetched} stored {s.documents_stored} duplicates {s.duplicates} "
-        f"errors {s.error_count} queued {crawl.queue_size} {s.pages_per_second:.1f} pages/s "
+        f"progress: fetched {s.pages_fetched} not_modified {s.not_modified} stored {s.documents_stored} "
+        f"duplicates {s.duplicates} errors {s.error_count} queued {crawl.queue_size} "
+        f"{s.pages_per_second:.1f} pages/s "
         f"elapsed {s.elapsed:.0f} s"
     )
 
@@ -268,7 +269,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for doc in store.iter_documents(source=source.id):
             table.add_row(doc.published_at or "-", doc.agency or "-", str(len(doc.text)), doc.title or "")
         console.print(table)
-    console.print(f"Export them with: .venv/bin/crawler export --db {args.db} -o documents.jsonl")
+    console.print(
+        f"Export them with: .venv/bin/crawler export --db {args.db} -o documents.jsonl", soft_wrap=True
+    )
     return EXIT_OK
 
 

@@ -147,7 +147,13 @@ def _enqueue(args: argparse.Namespace) -> int:
         if args.source:
             source = _find_source(args.source, state)
             if source is None:
-                _err(f"enqueue: unknown source {args.source!r} (not in the seeds nor published in Redis)")
+                from seeds import sources_report
+
+                invalid = sources_report().invalid.get(args.source)
+                if invalid is not None:  # a bad file disables only itself
+                    _err(f"enqueue: source {args.source!r} is disabled: {invalid}")
+                else:
+                    _err(f"enqueue: unknown source {args.source!r} (not in the seeds nor published in Redis)")
                 return EXIT_USAGE
         else:
             try:
@@ -155,7 +161,12 @@ def _enqueue(args: argparse.Namespace) -> int:
                     urls, id=adhoc_source_id(urls), max_depth=3 if args.max_depth is None else args.max_depth
                 )
             except ValueError as exc:
-                _err(f"enqueue: bad start URL: {exc}")
+                from pydantic import ValidationError
+
+                from crawler.sources import describe_errors
+
+                why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+                _err(f"enqueue: bad start URL: {why}")
                 return EXIT_USAGE
         # Published even for seeds: a worker whose image lacks this source still finds it.
         state.put_source(source)
