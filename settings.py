@@ -23,7 +23,7 @@ DEFAULT_USER_AGENT = (
 
 #: What ``CRAWLER_DATABASE_URL`` and ``--db`` accept.
 DATABASE_URL_HELP = "sqlite:///PATH, sqlite:///:memory: or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
-_DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?(\+psycopg)?)://", re.IGNORECASE)
+_DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?)(\+\w+)?://", re.IGNORECASE)
 _REDIS_URL = re.compile(r"^(redis|rediss|unix)://", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Flower passwords that leave it open in all but name.
@@ -38,7 +38,8 @@ def check_database_url(value: str) -> str:
     """ValueError unless ``value`` looks like a URL the store opens (see :data:`DATABASE_URL_HELP`)."""
     if not _DATABASE_URL.match(value.strip()):
         raise ValueError(f"must be {DATABASE_URL_HELP}")
-    if value.strip().lower().startswith("sqlite://") and not value.strip().lower().startswith("sqlite:///"):
+    scheme, _, rest = value.strip().partition("://")
+    if scheme.lower().startswith("sqlite") and rest and not rest.startswith("/"):
         raise ValueError(f"a SQLite URL has three slashes: {DATABASE_URL_HELP}")
     return value.strip()
 

@@ -83,6 +83,9 @@ def check_start_url(url: str) -> str:
     """``url`` if it is an absolute http(s) URL a crawl can start from; else ValueError saying
     why in one line (``'ftp://x.cn/' is not an http(s) URL``)."""
     text = url.strip()
+    if re.fullmatch(r"[A-Za-z0-9.-]+:\d+(/\S*)?", text):  # host:port, no scheme
+        suggestion = f"http://{text}" + ("" if "/" in text else "/")
+        raise ValueError(f"{url!r} is not an absolute URL; did you mean {suggestion}?")
     scheme = _SCHEME.match(text)
     if scheme is None:
         if re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/\S*)?", text):
@@ -223,7 +226,8 @@ class Source(BaseModel):
     @model_validator(mode="after")
     def _default_hosts(self) -> Source:
         if not self.allowed_hosts:
-            hosts = sorted({_netloc(u) for u in self.start_urls})
+            # As Scope sees them: canonical (default port dropped, IDN as punycode).
+            hosts = sorted({host_of(canonicalize(u)) for u in self.start_urls})
             object.__setattr__(self, "allowed_hosts", hosts)
         # A start URL the scope would drop is a mistake in the file, not something to skip quietly.
         outside = [u for u in self.start_urls if not host_allowed(self.allowed_hosts, canonicalize(u))]
@@ -237,12 +241,6 @@ class Source(BaseModel):
     def from_urls(cls, urls: list[str], *, id: str = "adhoc", max_depth: int = 3) -> Source:
         """A source for bare start URLs: the scope is the URLs' own origins."""
         return cls(id=id, name="start URLs given on the command line", start_urls=urls, max_depth=max_depth)
-
-
-def _netloc(url: str) -> str:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return f"{host}:{parts.port}" if parts.port else host
 
 
 def load_source(path: Path) -> Source:
