@@ -102,15 +102,13 @@ HopCheck = Callable[[str], Awaitable[None] | None]
 
 
 def resolve_policy(
-    base: NetworkPolicy, policy: NetworkPolicy | None, allow_private_networks: bool | NetworkPolicy | None
+    base: NetworkPolicy, policy: NetworkPolicy | None, allow_private_networks: bool | None
 ) -> NetworkPolicy:
     """The policy a client or fetcher uses: ``policy`` when given, else ``base`` (the limits'),
     widened by the deprecated ``allow_private_networks=True`` (kept for the crawl drivers'
-    existing calls; a :class:`NetworkPolicy` passed there is used as the policy)."""
+    existing calls)."""
     if policy is not None:
         return policy
-    if isinstance(allow_private_networks, NetworkPolicy):  # CrawlOptions carrying a policy
-        return allow_private_networks
     return base.with_private_networks() if allow_private_networks else base
 
 
@@ -160,7 +158,7 @@ def make_client(
     limits: FetchLimits,
     *,
     policy: NetworkPolicy | None = None,
-    allow_private_networks: bool | NetworkPolicy | None = None,
+    allow_private_networks: bool | None = None,
     max_connections: int = 100,
     per_origin_connections: int | None = None,
 ) -> httpx.AsyncClient:
