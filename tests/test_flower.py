@@ -153,3 +153,15 @@ def test_the_credentials_never_travel_in_argv() -> None:
     """The documented commands (README, workers/app.py, docker-compose.yml) pass no --basic-auth."""
     for path in ("README.md", "workers/app.py", "workers/cli.py", "docker-compose.yml"):
         assert "--basic-auth=" not in (ROOT / path).read_text(encoding="utf-8"), path
+
+
+def test_workers_warn_about_the_deprecated_switch(caplog: pytest.LogCaptureFixture) -> None:
+    from settings import Settings
+    from workers.app import warn_deprecated_settings
+
+    with caplog.at_level("WARNING", logger="workers.app"):
+        warn_deprecated_settings(Settings(allow_private_networks=False))
+        assert not caplog.records
+        warn_deprecated_settings(Settings(allow_private_networks=True))
+    (record,) = caplog.records
+    assert "deprecated" in record.getMessage() and "CRAWLER_ALLOWED_NETWORKS" in record.getMessage()

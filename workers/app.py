@@ -184,9 +184,20 @@ def default_flower_auth(settings: Any | None = None) -> None:
         lock_flower(public_metrics=settings.flower_public_metrics)
 
 
+def warn_deprecated_settings(settings: Any | None = None) -> None:
+    """Log what the deprecated settings do (the CLI prints the same warning for ``crawl``)."""
+    settings = settings if settings is not None else get_settings()
+    if settings.allow_private_networks:
+        log.warning(
+            "CRAWLER_ALLOW_PRIVATE_NETWORKS is deprecated: it opens loopback and every private range "
+            "to the workers; open only what you crawl with CRAWLER_ALLOWED_NETWORKS (e.g. 127.0.0.0/8)"
+        )
+
+
 config = WorkerConfig.from_settings()
 app = make_app(config)
 default_flower_auth()
+warn_deprecated_settings()
 
 
 # -- sending (by name: senders need not import the task code) -------------------------------------
