@@ -165,3 +165,12 @@ def test_workers_warn_about_the_deprecated_switch(caplog: pytest.LogCaptureFixtu
         warn_deprecated_settings(Settings(allow_private_networks=True))
     (record,) = caplog.records
     assert "deprecated" in record.getMessage() and "CRAWLER_ALLOWED_NETWORKS" in record.getMessage()
+
+
+def test_a_bad_setting_stops_the_celery_command_with_one_line() -> None:
+    process = _flower(_free_port(), CRAWLER_FLOWER_PASSWORD=PASSWORD, CRAWLER_CONCURRENCY="0")
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, err
+    assert err.splitlines() == [
+        "celery -A workers.app: error: CRAWLER_CONCURRENCY='0': must be an integer from 1 to 1,024"
+    ]

@@ -194,6 +194,21 @@ def warn_deprecated_settings(settings: Any | None = None) -> None:
         )
 
 
+def _check_settings_for_the_celery_command() -> None:
+    """Under ``celery -A workers.app ...``, a bad ``CRAWLER_*`` value ends the command with its
+    one-line message and exit code 2, not a traceback through Celery's app loader."""
+    if "celery.bin.celery" not in sys.modules:
+        return  # imported as a library: the caller handles SettingsError
+    from settings import SettingsError
+
+    try:
+        WorkerConfig.from_settings()
+    except (SettingsError, ValueError) as exc:
+        print(f"celery -A workers.app: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+_check_settings_for_the_celery_command()
 config = WorkerConfig.from_settings()
 app = make_app(config)
 default_flower_auth()
