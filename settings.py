@@ -2,9 +2,11 @@
 
 Every component (the embedded crawl, the Celery workers, the CLI) reads its configuration from
 :func:`get_settings`; nothing else reads ``os.environ`` for crawler configuration, and the
-values each stage runs with (fetch limits, retry policy, politeness) are built here
-(:meth:`Settings.fetch_limits`, :meth:`Settings.retry_policy`, :meth:`Settings.politeness`), so
-no default is written twice.
+values each stage runs with (fetch limits, retry policy, politeness, crawl options) are built
+here (:meth:`Settings.fetch_limits`, :meth:`Settings.retry_policy`, :meth:`Settings.politeness`,
+:meth:`Settings.crawl_options`), so no default is written twice. A bad value raises
+:class:`SettingsError`, whose message is one line naming the variable and the values it accepts
+(``CRAWLER_CONCURRENCY='0': must be an integer greater than 0``).
 
 The distributed mode's time limits hang together: every delayed message must come back before
 the broker's visibility timeout hands it to a second worker, and a page must finish within its
@@ -16,11 +18,13 @@ of them.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import annotated_types
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
     from crawler.crawl import CrawlOptions
@@ -32,8 +36,31 @@ DEFAULT_USER_AGENT = (
 )
 
 
+#: What ``CRAWLER_DATABASE_URL`` and ``--db`` accept.
+DATABASE_URL_HELP = "sqlite:///PATH, sqlite:///:memory: or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB"
+_DATABASE_URL = re.compile(r"^(sqlite|postgres(ql)?)(\+\w+)?://", re.IGNORECASE)
+_REDIS_URL = re.compile(r"^(redis|rediss|unix)://", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Flower passwords that leave it open in all but name.
+WEAK_FLOWER_PASSWORDS = frozenset({"", "change-me"})
+
+
+class SettingsError(ValueError):
+    """A ``CRAWLER_*`` value is invalid; the message is one line naming it and what it accepts."""
+
+
+def check_database_url(value: str) -> str:
+    """ValueError unless ``value`` looks like a URL the store opens (see :data:`DATABASE_URL_HELP`)."""
+    if not _DATABASE_URL.match(value.strip()):
+        raise ValueError(f"must be {DATABASE_URL_HELP}")
+    scheme, _, rest = value.strip().partition("://")
+    if scheme.lower().startswith("sqlite") and rest and not rest.startswith("/"):
+        raise ValueError(f"a SQLite URL has three slashes: {DATABASE_URL_HELP}")
+    return value.strip()
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CRAWLER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CRAWLER_", extra="ignore", allow_inf_nan=False)
 
     # Storage: the embedded default is a SQLite file; postgresql://... selects PostgreSQL.
     database_url: str = Field(
@@ -49,20 +76,32 @@ class Settings(BaseSettings):
     page_deadline: float = Field(
         60.0, gt=0, description="Seconds one page may take in total (default: derived, at most 60)."
     )
-    max_body_bytes: int = Field(5_000_000, gt=0, description="Cap on a page body, after decompression.")
-    max_redirects: int = Field(5, ge=0, description="Redirect hops followed per page.")
-    max_url_length: int = Field(2048, gt=0, description="Longer URLs are refused.")
+    max_body_bytes: int = Field(
+        5_000_000, gt=0, le=1_000_000_000, description="Cap on a page body, after decompression."
+    )
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed per page.")
+    max_url_length: int = Field(2048, ge=64, le=65536, description="Longer URLs are refused.")
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Address ranges (CIDR, comma-separated) the crawler may connect to besides public "
+            "addresses, e.g. 127.0.0.0/8 for a site on this machine."
+        ),
+    )
     allow_private_networks: bool = Field(
-        False, description="Allow fetching loopback/private/link-local addresses (local sites, tests)."
+        False, description="Deprecated: also allow loopback and the private ranges (use allowed_networks)."
     )
 
     # Crawl shape
-    concurrency: int = Field(16, gt=0, description="Requests in flight in the embedded crawl.")
-    per_host_concurrency: int = Field(2, gt=0, description="Requests in flight per host.")
-    per_host_delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
-    extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
+    concurrency: int = Field(16, gt=0, le=1024, description="Requests in flight in the embedded crawl.")
+    per_host_concurrency: int = Field(2, gt=0, le=64, description="Requests in flight per host.")
+    per_host_delay: float = Field(1.0, ge=0, le=3600, description="Seconds between requests to one host.")
+    extract_workers: int = Field(0, ge=0, le=256, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(
         30.0, gt=0, description="Seconds extraction may take for one page (default: derived, at most 30)."
+    )
+    max_links_per_page: int = Field(
+        5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
     )
 
     # Duplicates (see crawler/dedup.py and `python -m crawler.neardup_eval`)
@@ -118,6 +157,54 @@ class Settings(BaseSettings):
         ),
     )
 
+    # Flower
+    flower_user: str = Field("admin", description="Flower basic-auth user.")
+    flower_password: str = Field(
+        "", description="Flower basic-auth password; Flower refuses to start when it is empty or 'change-me'."
+    )
+    flower_public_metrics: bool = Field(
+        False, description="Serve Flower's /metrics without authentication (for a Prometheus scraper)."
+    )
+
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        return check_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        if not _REDIS_URL.match(value.strip()):
+            raise ValueError("must be redis://HOST[:PORT]/DB, rediss://... or unix:///PATH")
+        return value.strip()
+
+    @field_validator("user_agent", "flower_user", "redis_key_prefix")
+    @classmethod
+    def _check_text(cls, value: str) -> str:
+        if not value.strip() or _CONTROL.search(value):
+            raise ValueError("must be non-empty text without control characters")
+        return value
+
+    @field_validator("flower_password")
+    @classmethod
+    def _check_password(cls, value: str) -> str:
+        if _CONTROL.search(value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        """``"127.0.0.0/8, 10.0.0.0/8"`` (the environment's form) or a list; each must parse."""
+        if isinstance(value, str):
+            value = [part for part in value.replace(",", " ").split() if part]
+        if isinstance(value, list | tuple):
+            from crawler.netpolicy import parse_network
+
+            return [str(parse_network(str(item))) for item in value]
+        return value
+
     @model_validator(mode="after")
     def _derive_limits(self) -> Self:
         derived = derive_limits(self.visibility_timeout)
@@ -135,6 +222,7 @@ class Settings(BaseSettings):
 
     def fetch_limits(self) -> FetchLimits:
         from crawler.fetch import FetchLimits
+        from crawler.netpolicy import NetworkPolicy  # crawler/ never imports settings: built here
 
         return FetchLimits(
             user_agent=self.user_agent,
@@ -144,6 +232,7 @@ class Settings(BaseSettings):
             max_body_bytes=self.max_body_bytes,
             max_redirects=self.max_redirects,
             max_url_length=self.max_url_length,
+            network=NetworkPolicy.from_cidrs(self.allowed_networks, private=self.allow_private_networks),
         )
 
     def retry_policy(self, *, ceiling: float | None = None) -> RetryPolicy:
@@ -177,7 +266,6 @@ class Settings(BaseSettings):
         max_depth: int | None = None,
         concurrency: int | None = None,
         delay: float | None = None,
-        allow_private_networks: bool | None = None,
         extract_workers: int | None = None,
         revisit_all: bool = False,
         retry_failed: bool = False,
@@ -190,24 +278,83 @@ class Settings(BaseSettings):
         return CrawlOptions(
             concurrency=self.concurrency if concurrency is None else concurrency,
             politeness=self.politeness(delay=delay, concurrency=concurrency),
-            allow_private_networks=(
-                self.allow_private_networks if allow_private_networks is None else allow_private_networks
-            ),
             extract_workers=self.extract_workers if extract_workers is None else extract_workers,
             extract_timeout=self.extract_timeout,
             near_dup_threshold=self.near_dup_threshold,
             keep_duplicate_text=self.keep_duplicate_text,
             limits=self.fetch_limits(),
             retry=self.retry_policy(),
+            max_links=self.max_links_per_page,
             max_pages=max_pages,
             max_depth=max_depth,
             revisit_all=revisit_all,
             retry_failed=retry_failed,
         )
 
-    # Flower
-    flower_user: str = Field("admin", description="Flower basic-auth user.")
-    flower_password: str = Field("change-me", description="Flower basic-auth password.")
+
+def env_name(field: str) -> str:
+    return f"CRAWLER_{field.upper()}"
+
+
+def allowed_values(field: str) -> str:
+    """What a setting accepts, in words, from its type and bounds ("an integer greater than 0")."""
+    info = Settings.model_fields[field]
+    annotation = info.annotation
+    if annotation is bool:
+        return "true or false (also 1/0, yes/no, on/off)"
+    if annotation is str:
+        return "text"
+    if annotation not in (int, float):
+        return "a comma-separated list of CIDR networks such as 127.0.0.0/8, ::1/128"
+    kind = "an integer" if annotation is int else "a number"
+    low: tuple[float, bool] | None = None  # (bound, inclusive)
+    high: float | None = None
+    for item in info.metadata:
+        if isinstance(item, annotated_types.Gt):
+            bound = float(item.gt)  # type: ignore[arg-type]
+            low = (bound + 1, True) if annotation is int else (bound, False)
+        elif isinstance(item, annotated_types.Ge):
+            low = (float(item.ge), True)  # type: ignore[arg-type]
+        elif isinstance(item, annotated_types.Le):
+            high = float(item.le)  # type: ignore[arg-type]
+    if low is not None and high is not None and low[1]:
+        return f"{kind} from {_number(low[0])} to {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"of {_number(low[0])} or more" if low[1] else f"greater than {_number(low[0])}")
+    if high is not None:
+        parts.append(f"at most {_number(high)}")
+    return " ".join([kind, " and ".join(parts)]).strip()
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:g}"
+
+
+def _shown(field: str, value: Any) -> str:
+    """The offending value as the user typed it, secrets hidden, one short line."""
+    text = str(value)
+    if field == "flower_password":
+        return "'***'"
+    text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    text = _CONTROL.sub("?", text)
+    return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A settings ValidationError as one line: each bad variable, its value and what it accepts."""
+    problems: list[str] = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field not in Settings.model_fields:
+            problems.append(" ".join(str(error["msg"]).removeprefix("Value error, ").split()))
+            continue
+        if error["type"] == "value_error":  # our own validators say what is wrong themselves
+            why = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            why = f"must be {allowed_values(field)}"
+        problems.append(f"{env_name(field)}={_shown(field, error.get('input', ''))}: {' '.join(why.split())}")
+    return "; ".join(dict.fromkeys(problems))
 
 
 #: A delayed message is given back this long at least (shorter ones are clamped to it).
@@ -274,7 +421,11 @@ def _describe(values: dict[str, Any]) -> str:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; :class:`SettingsError` (one line) if a value is bad."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
 
 
 def settings_for_database(database_url: str | None = None) -> Settings:

@@ -87,7 +87,7 @@ class DistributedRun:
             CRAWLER_DATABASE_URL=self.database,
             CRAWLER_REDIS_URL=self.redis_url,
             CRAWLER_SEEDS_DIR=str(seeds),
-            CRAWLER_ALLOW_PRIVATE_NETWORKS="1",
+            CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
             CRAWLER_PER_HOST_DELAY="0",
         )
 

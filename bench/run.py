@@ -463,7 +463,7 @@ class Bench:
     def distributed_ready(self) -> str | None:
         """None if the distributed run can go, else why not."""
         probe = subprocess.run(
-            [sys.executable, "-c", "import workers.app, workers.tasks, workers.cli"],
+            [sys.executable, "-c", "import workers.app, workers.tasks, cli.cluster"],
             cwd=REPO,
             env=_env(),
             capture_output=True,

@@ -1,7 +1,7 @@
 """``crawler``: the command line.
 
 Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``stats``, ``sources``.
-Cluster mode (Celery + Redis): ``enqueue``, ``status``, ``wait``, registered from :mod:`workers.cli`.
+Cluster mode (Celery + Redis): ``enqueue``, ``status``, ``wait``, registered from :mod:`cli.cluster`.
 Every command reads its configuration from :mod:`settings` (``CRAWLER_*`` environment variables);
 flags override single values for one run.
 """
@@ -22,30 +22,65 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from cli import args as checked
+from cli.args import OneLineParser
 from crawler.errors import ConfigError, CrawlerError
 from crawler.sources import Source
+from settings import SettingsError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+#: Seconds between progress lines when standard error is not a terminal (``--progress``).
+PROGRESS_INTERVAL = 5.0
+#: Where ``crawler demo`` keeps its documents unless ``--db`` says otherwise: never the store of
+#: real crawls.
+DEMO_DATABASE_URL = "sqlite:///data/demo.sqlite3"
+DEPRECATED_PRIVATE_NETWORKS = (
+    "warning: --allow-private-networks / CRAWLER_ALLOW_PRIVATE_NETWORKS is deprecated: it opens loopback "
+    "and every private range; open only what you crawl, e.g. --allow-network 127.0.0.0/8 "
+    "(CRAWLER_ALLOWED_NETWORKS)"
+)
 
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay on one line, greppable
 
 
+def error_line(message: str, *, label: str = "crawler: error") -> None:
+    """One line on standard error (markup in the message is printed as it is)."""
+    err_console.print(f"[red]{label}:[/red] {escape(' '.join(message.split()))}", highlight=False)
+
+
 def settings_for(args: argparse.Namespace) -> Any:
-    """The settings, with ``--db`` (when the command has it) overriding the database URL."""
+    """The settings, with the command's flags (``--db``, ``--allow-network``,
+    ``--allow-private-networks``) overriding the environment's values for this run."""
     from settings import settings_for_database
 
-    return settings_for_database(getattr(args, "db", None))
+    settings = settings_for_database(getattr(args, "db", None))
+    update: dict[str, Any] = {}
+    networks = getattr(args, "allow_network", None)
+    if networks:
+        update["allowed_networks"] = list(dict.fromkeys([*settings.allowed_networks, *networks]))
+    if getattr(args, "allow_private_networks", False):
+        update["allow_private_networks"] = True
+    return settings.model_copy(update=update) if update else settings
 
 
 @contextmanager
-def _open_store(args: argparse.Namespace) -> Iterator[Any]:
+def _open_store(args: argparse.Namespace, *, must_exist: bool = False) -> Iterator[Any]:
+    """The store of ``--db`` / CRAWLER_DATABASE_URL. ``must_exist``: a read command, which
+    refuses (ConfigError, one line) a SQLite file that is not there instead of creating it."""
     from storage import open_store
+    from storage.location import missing_store
 
-    store = open_store(settings_for(args).database_url)
+    url = settings_for(args).database_url
+    if must_exist:
+        problem = missing_store(url)
+        if problem is not None:
+            raise ConfigError(problem)
+    store = open_store(url)
     try:
         yield store
     finally:
@@ -56,25 +91,44 @@ def _open_store(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def resolve_targets(targets: Sequence[str], *, max_depth: int | None = None) -> list[Source]:
-    """Source ids and bare URLs -> sources. Bare URLs form one source scoped to their origins."""
-    from seeds import all_sources
+    """Source ids and bare URLs -> sources. Bare URLs form one source scoped to their origins.
 
-    urls = [t for t in targets if "://" in t]
-    ids = [t for t in targets if "://" not in t]
+    Raises ConfigError (one line) for an unknown or invalid source (a bad file disables only
+    itself) and for anything that is neither a source id nor an http(s) URL."""
+    from pydantic import ValidationError
+
+    from crawler.sources import check_start_url, describe_errors
+    from seeds import sources_report
+
+    ids = [t for t in targets if checked.SOURCE_ID.match(t)]
+    urls: list[str] = []
+    for target in targets:
+        if checked.SOURCE_ID.match(target):
+            continue
+        try:
+            urls.append(check_start_url(target))
+        except ValueError as exc:
+            if "://" not in target and ":" not in target and "." not in target:
+                raise ConfigError(
+                    f"{target!r} is neither a source id (see `crawler sources`) nor an http(s) URL"
+                ) from None
+            raise ConfigError(f"bad start URL: {exc}") from None
     sources: list[Source] = []
     if ids:
-        known = all_sources()
+        report = sources_report()
         for source_id in ids:
-            if source_id not in known:
+            if source_id in report.invalid:
+                raise ConfigError(f"source {source_id!r} is disabled: {report.invalid[source_id]}")
+            if source_id not in report.sources:
                 raise ConfigError(
-                    f"unknown source {source_id!r}; known: {', '.join(sorted(known)) or 'none'}"
+                    f"unknown source {source_id!r}; known: {', '.join(sorted(report.sources)) or 'none'}"
                 )
-            sources.append(known[source_id])
+            sources.append(report.sources[source_id])
     if urls:
         try:
             sources.append(Source.from_urls(urls, max_depth=3 if max_depth is None else max_depth))
-        except ValueError as exc:
-            raise ConfigError(f"bad start URL: {exc}") from exc
+        except ValidationError as exc:
+            raise ConfigError(f"bad start URL: {describe_errors(exc)}") from None
     return sources
 
 
@@ -88,16 +142,33 @@ def _status_line(crawl: Any) -> Text:
     )
 
 
-async def _run_crawl(crawl: Any, console: Console) -> Any:
+def progress_line(crawl: Any) -> str:
+    """One plain line of a running crawl's counts (for logs: stderr that is not a terminal)."""
+    s = crawl.stats
+    return (
+        f"progress: fetched {s.pages_fetched} not_modified {s.not_modified} stored {s.documents_stored} "
+        f"duplicates {s.duplicates} errors {s.error_count} queued {crawl.queue_size} "
+        f"{s.pages_per_second:.1f} pages/s "
+        f"elapsed {s.elapsed:.0f} s"
+    )
+
+
+async def _run_crawl(crawl: Any, console: Console, *, progress: float = PROGRESS_INTERVAL) -> Any:
+    """Run the crawl: a live status line on a terminal, else a progress line every ``progress``
+    seconds (0: none) on standard error. A stop signal ends it (see :func:`_stop_on_signals`)."""
     _stop_on_signals(crawl, console)
-    if not console.is_terminal:
-        return await crawl.run()
     task = asyncio.create_task(crawl.run())
-    with Live(_status_line(crawl), console=console, refresh_per_second=4, transient=True) as live:
-        while not task.done():
-            live.update(_status_line(crawl))
-            await asyncio.wait({task}, timeout=0.25)
-    return task.result()
+    if console.is_terminal:
+        with Live(_status_line(crawl), console=console, refresh_per_second=4, transient=True) as live:
+            while not task.done():
+                live.update(_status_line(crawl))
+                await asyncio.wait({task}, timeout=0.25)
+        return task.result()
+    while progress > 0 and not task.done():
+        await asyncio.wait({task}, timeout=progress)
+        if not task.done():
+            print(progress_line(crawl), file=sys.stderr, flush=True)
+    return await task
 
 
 #: Signals that stop a crawl: Ctrl-C, ``kill``/``docker stop``, a closed terminal.
@@ -138,6 +209,9 @@ def summary_table(stats: Any) -> Table:
     if stats.retries:
         table.add_row("transient failures tried again", str(stats.retries))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
+    links_dropped = getattr(stats, "links_dropped", 0)
+    if links_dropped:
+        table.add_row("links dropped (CRAWLER_MAX_LINKS_PER_PAGE)", str(links_dropped))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", str(count))
@@ -154,18 +228,21 @@ def summary_table(stats: Any) -> Table:
 def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: Console) -> Any:
     from crawler.crawl import EmbeddedCrawl
 
-    options = settings_for(args).crawl_options(
+    settings = settings_for(args)
+    if settings.allow_private_networks:
+        err_console.print(escape(DEPRECATED_PRIVATE_NETWORKS), highlight=False)
+    # The network policy travels in the settings (Settings.fetch_limits reads it).
+    options = settings.crawl_options(
         max_pages=args.max_pages,
         max_depth=args.max_depth,
         concurrency=args.concurrency,
         delay=args.delay,
-        allow_private_networks=True if args.allow_private_networks else None,
         revisit_all=bool(getattr(args, "revisit_all", False)),
         retry_failed=bool(getattr(args, "retry_failed", False)),
     )
     with _open_store(args) as store:
         crawl = EmbeddedCrawl(sources, store, options)
-        stats = asyncio.run(_run_crawl(crawl, err_console))
+        stats = asyncio.run(_run_crawl(crawl, err_console, progress=args.progress))
     console.print(summary_table(stats))
     if stats.interrupted:
         err_console.print(
@@ -179,7 +256,7 @@ def crawl_sources(sources: list[Source], args: argparse.Namespace, *, console: C
 
 def cmd_crawl(args: argparse.Namespace) -> int:
     if not args.targets:
-        err_console.print("crawl: give at least one source id or start URL (see `crawler sources`)")
+        error_line("crawl: give at least one source id or start URL (see `crawler sources`)")
         return EXIT_USAGE
     sources = resolve_targets(args.targets, max_depth=args.max_depth)
     stats = crawl_sources(sources, args, console=Console())
@@ -187,31 +264,38 @@ def cmd_crawl(args: argparse.Namespace) -> int:
 
 
 def _exit_status(stats: Any, args: argparse.Namespace) -> int:
-    """0, or for a crawl a signal stopped, what a shell reports for that signal (128 + its number)."""
+    """What a crawl's command exits with: for a crawl a signal stopped, what a shell reports for
+    that signal (128 + its number); 1 when no start URL could be fetched; else 0."""
     signum = getattr(args, "stop_signal", None)
     if stats.interrupted:
         return 128 + int(signum) if signum is not None else EXIT_INTERRUPTED
+    if stats.starts_answered == 0:
+        error_line("crawl: no start URL could be fetched (see `crawler errors`)")
+        return EXIT_FAILURE
     return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Serve the bundled sample site on 127.0.0.1 and crawl it into the embedded store."""
+    """Serve the bundled sample site on 127.0.0.1 and crawl it into the demo's own store."""
     from crawler.samplesite import build_site, serve_site
     from crawler.samplesite.server import DEFAULT_PORT_BASE
 
     console = Console()
     web = build_site()
+    ports = f"{DEFAULT_PORT_BASE}-{DEFAULT_PORT_BASE + len(web.sites) - 1}"
     try:  # the fixed ports of seeds/sample-site.toml, so stored URLs are the same every run
         site = serve_site(web, port_base=DEFAULT_PORT_BASE)
-    except OSError:
-        site = serve_site(web)  # those ports are taken: any free ports will do
+    except OSError as exc:
+        error_line(
+            f"demo: the sample site needs ports {ports} on 127.0.0.1 and one is taken ({exc}); "
+            "stop what holds it (another `crawler demo` or `python -m crawler.samplesite`?) and retry"
+        )
+        return EXIT_FAILURE
+    args.db = args.db or DEMO_DATABASE_URL
+    args.allow_network = ["127.0.0.0/8"]  # the sample site is on loopback, by design
     with site:
         source = site.source()
-        ports = sorted(int(url.rsplit(":", 1)[1]) for url in site.base_urls.values())
-        console.print(
-            f"[bold]sample site[/bold]: {len(ports)} portals on 127.0.0.1, ports {ports[0]}-{ports[-1]}"
-        )
-        args.allow_private_networks = True  # the sample site is on loopback, by design
+        console.print(f"[bold]sample site[/bold]: {len(web.sites)} portals on 127.0.0.1, ports {ports}")
         stats = crawl_sources([source], args, console=console)
     with _open_store(args) as store:
         table = Table(title=f"documents in {settings_for(args).database_url}", title_justify="left")
@@ -223,7 +307,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for doc in store.iter_documents(source=source.id):
             table.add_row(doc.published_at or "-", doc.agency or "-", str(len(doc.text)), doc.title or "")
         console.print(table)
-    console.print("Export them with: .venv/bin/crawler export -o documents.jsonl")
+    console.print(
+        f"Export them with: .venv/bin/crawler export --db {args.db} -o documents.jsonl", soft_wrap=True
+    )
     return _exit_status(stats, args)
 
 
@@ -231,36 +317,59 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    """Saved pages (or ``-``, standard input) -> JSONL, with the crawl's bounds: the body cap
+    (CRAWLER_MAX_BODY_BYTES) and the extraction time limit (CRAWLER_EXTRACT_TIMEOUT)."""
+    from cli.files import read_capped, read_file_capped
     from crawler.extract import extract_bytes
-    from crawler.pipeline import build_document
+    from crawler.pipeline import build_document, time_limit
 
+    settings = settings_for(args)
+    if args.files.count("-") > 1:
+        error_line("extract: standard input (-) can be read only once")
+        return EXIT_USAGE
     out = sys.stdout
     status = EXIT_OK
     for name in args.files:
-        path = Path(name)
         try:
-            body = path.read_bytes()
+            if name == "-":
+                body = read_capped(sys.stdin.buffer, settings.max_body_bytes, name="standard input")
+                url = args.url or "file:///dev/stdin"
+            else:
+                path = Path(name)
+                body = read_file_capped(path, settings.max_body_bytes)
+                url = args.url or path.resolve().as_uri()
         except OSError as exc:
-            err_console.print(f"{name}: cannot read: {exc.strerror}")
+            error_line(f"{name}: cannot read: {exc.strerror or exc}")
             status = EXIT_FAILURE
             continue
-        url = args.url or path.resolve().as_uri()
-        try:
-            result = extract_bytes(body, url=url)
         except CrawlerError as exc:
-            err_console.print(f"{name}: {exc.reason}: {exc}")
+            error_line(f"{name}: {exc.reason}: {exc}")
             status = EXIT_FAILURE
             continue
+        try:
+            with time_limit(settings.extract_timeout):
+                result = extract_bytes(body, url=url)
+        except CrawlerError as exc:
+            error_line(f"{name}: {exc.reason}: {exc}")
+            status = EXIT_FAILURE
+            continue
+        finally:
+            del body  # a large page's bytes need not outlive its extraction
         doc = build_document(result, url=url, final_url=url)
         out.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
     return status
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """Documents as JSONL on standard output, or into ``-o FILE`` all at once: written to a
+    temporary file beside it and renamed, so a failed export leaves the old file as it was."""
+    from cli.files import atomic_text_file
+
     count = 0
-    with _open_store(args) as store:
+    to_file = args.output not in (None, "-")
+    with _open_store(args, must_exist=True) as store:
         stream: IO[str]
-        with open(args.output, "w", encoding="utf-8") if args.output else _stdout() as stream:
+        with atomic_text_file(args.output) if to_file else _stdout() as stream:
             for doc in store.iter_documents(source=args.source, latest_only=not args.all_versions):
                 stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
                 count += 1
@@ -272,14 +381,14 @@ def cmd_export(args: argparse.Namespace) -> int:
                     line["text"] = copy.text or None  # null unless CRAWLER_KEEP_DUPLICATE_TEXT
                     stream.write(json.dumps(line, ensure_ascii=False) + "\n")
                     count += 1
-    if args.output:
-        err_console.print(f"exported {count} documents to {args.output}")
+    if to_file:
+        err_console.print(f"exported {count} documents to {escape(args.output)}", highlight=False)
     return EXIT_OK
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
     """Stories that were republished: each story and its copies (URL, source, similarity)."""
-    with _open_store(args) as store:
+    with _open_store(args, must_exist=True) as store:
         groups: dict[str, list[dict[str, Any]]] = {}
         for copy, similarity in store.iter_copies(duplicate_of=args.story):
             groups.setdefault(copy.duplicate_of or "", []).append(
@@ -324,7 +433,7 @@ def _stdout() -> Iterator[IO[str]]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with _open_store(args) as store:
+    with _open_store(args, must_exist=True) as store:
         stats = store.stats()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
@@ -347,7 +456,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-FAILED_STATUSES = ("failed_transient", "failed_permanent", "disallowed")
+FAILED_STATUSES = ("failed_transient", "failed_permanent", "disallowed", "out_of_scope")
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
@@ -355,7 +464,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
     from storage import UrlStatus
 
     by_reason: dict[str, list[Any]] = {}
-    with _open_store(args) as store:
+    with _open_store(args, must_exist=True) as store:
         for status in FAILED_STATUSES:
             for state in store.iter_urls(status=UrlStatus(status), source=args.source):
                 reason = state.error_reason or status
@@ -367,6 +476,7 @@ def cmd_errors(args: argparse.Namespace) -> int:
             reason: [
                 {
                     "url": s.url,
+                    "final_url": s.final_url,
                     "status": str(s.status),
                     "http_status": s.http_status,
                     "message": s.error_message,
@@ -388,33 +498,49 @@ def cmd_errors(args: argparse.Namespace) -> int:
         )
         console.print(f"[bold]{reason}[/bold]: {len(states)} URL(s) ({kind})", highlight=False)
         for state in states[: args.limit]:
-            console.print(f"  {state.url}  {state.error_message or ''}", highlight=False, soft_wrap=True)
+            # A failure on a redirect hop: name the hop, where the answer came from.
+            hop = f" -> {state.final_url}" if state.final_url and state.final_url != state.url else ""
+            console.print(
+                escape(f"  {state.url}{hop}  {state.error_message or ''}"), highlight=False, soft_wrap=True
+            )
         if len(states) > args.limit:
             console.print(f"  ... and {len(states) - args.limit} more (--limit, --json)")
     return EXIT_OK
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    """Every source file: the valid ones, and the invalid ones with why (each bad file disables
+    only itself: the other sources still crawl and still run on schedule)."""
     from seeds import seeds_dir, sources_report
 
     report = sources_report()
     console = Console()
     table = Table(title=f"sources in {seeds_dir()}", title_justify="left")
-    for column in ("id", "name", "hosts", "depth", "delay", "schedule"):
+    table.add_column("id", no_wrap=True)
+    for column in ("name", "hosts", "depth", "delay", "schedule", "status"):
         table.add_column(column, overflow="fold")
+    rows: list[tuple[str, ...]] = []
     for source in report.sources.values():
         delay = "default" if source.per_host_delay is None else f"{source.per_host_delay:g} s"
-        table.add_row(
-            source.id,
-            source.name,
-            ", ".join(source.allowed_hosts),
-            str(source.max_depth),
-            delay,
-            source.schedule or "-",
+        rows.append(
+            (
+                source.id,
+                source.name,
+                ", ".join(source.allowed_hosts),
+                str(source.max_depth),
+                delay,
+                source.schedule or "-",
+                "ok" if source.enabled else "off (enabled = false)",
+            )
         )
+    for stem, error in report.invalid.items():
+        why = str(error).split(": ", 1)[-1]  # the path is in the table's title
+        rows.append((stem, "-", "-", "-", "-", "-", f"invalid, disabled: {why}"))
+    for row in sorted(rows):
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     for error in report.errors:
-        err_console.print(f"[red]invalid source[/red] {error}")
+        error_line(str(error), label="invalid source")
     return EXIT_FAILURE if report.errors else EXIT_OK
 
 
@@ -422,11 +548,48 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", metavar="URL", help="database URL (default: CRAWLER_DATABASE_URL or ./data)")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        type=checked.database_url,
+        help="database URL (default: CRAWLER_DATABASE_URL, sqlite:///data/crawler.sqlite3)",
+    )
+
+
+def _add_crawl_shape(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pages", type=checked.integer(1), metavar="N", help="stop after fetching this many pages"
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=checked.integer(0, 50),
+        metavar="N",
+        help="links followed from a start URL (overrides the source)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=checked.integer(1, 1024),
+        metavar="N",
+        help="requests in flight (default CRAWLER_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--delay",
+        type=checked.seconds(0, 3600),
+        metavar="S",
+        help="seconds between requests to one host (default per source)",
+    )
+    parser.add_argument(
+        "--progress",
+        type=checked.seconds(0, 3600),
+        default=PROGRESS_INTERVAL,
+        metavar="S",
+        help=f"when standard error is not a terminal, a progress line every S seconds "
+        f"(default {PROGRESS_INTERVAL:g}; 0: none)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="crawler",
         description="Crawl Chinese policy-news portals into clean, de-duplicated documents.",
         epilog="Settings come from CRAWLER_* environment variables; see the README for the table.",
@@ -441,16 +604,20 @@ def build_parser() -> argparse.ArgumentParser:
         "URLs are crawled within their own origins.",
     )
     crawl.add_argument("targets", nargs="*", metavar="SOURCE_ID|URL")
-    crawl.add_argument("--max-pages", type=int, help="stop after fetching this many pages")
-    crawl.add_argument("--max-depth", type=int, help="links followed from a start URL (overrides the source)")
-    crawl.add_argument("--concurrency", type=int, help="requests in flight (default CRAWLER_CONCURRENCY)")
+    _add_crawl_shape(crawl)
     crawl.add_argument(
-        "--delay", type=float, help="seconds between requests to one host (default per source)"
+        "--allow-network",
+        action="append",
+        type=checked.network,
+        metavar="CIDR",
+        help="also allow connections to this address range, e.g. 127.0.0.0/8 for a site on this "
+        "machine (repeatable; adds to CRAWLER_ALLOWED_NETWORKS). Link-local, multicast and cloud "
+        "metadata addresses open only when named exactly",
     )
     crawl.add_argument(
         "--allow-private-networks",
         action="store_true",
-        help="allow loopback/private addresses (local sites and tests)",
+        help="deprecated: allow loopback and every private range (use --allow-network)",
     )
     crawl.add_argument(
         "--retry-failed",
@@ -465,23 +632,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(crawl)
     crawl.set_defaults(func=cmd_crawl)
 
-    demo = sub.add_parser("demo", help="serve the bundled sample site on 127.0.0.1 and crawl it")
-    demo.add_argument("--max-pages", type=int)
-    demo.add_argument("--max-depth", type=int)
-    demo.add_argument("--concurrency", type=int)
-    demo.add_argument("--delay", type=float)
+    demo = sub.add_parser(
+        "demo",
+        help="serve the bundled sample site on 127.0.0.1 (ports 8801-8807) and crawl it",
+        description=f"Serve the sample site on its fixed ports and crawl it into its own store "
+        f"({DEMO_DATABASE_URL} unless --db).",
+    )
+    _add_crawl_shape(demo)
     _add_db(demo)
     # A second demo re-reads every page: it shows the conditional requests (304s) at work.
-    demo.set_defaults(func=cmd_demo, allow_private_networks=True, revisit_all=True)
+    demo.set_defaults(func=cmd_demo, revisit_all=True)
 
-    extract = sub.add_parser("extract", help="extract documents from saved HTML files (prints JSONL)")
-    extract.add_argument("files", nargs="+", metavar="FILE")
-    extract.add_argument("--url", help="the URL the page was saved from")
+    extract = sub.add_parser(
+        "extract",
+        help="extract documents from saved HTML files, or - for standard input (prints JSONL)",
+    )
+    extract.add_argument("files", nargs="+", metavar="FILE", type=checked.input_file)
+    extract.add_argument("--url", type=checked.http_url, help="the URL the page was saved from")
     extract.set_defaults(func=cmd_extract)
 
     export = sub.add_parser("export", help="write stored documents as JSONL")
-    export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
-    export.add_argument("--source", help="only this source's documents")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        type=checked.output_file,
+        help="output file, replaced only once the export is complete (default: standard output)",
+    )
+    export.add_argument("--source", type=checked.source_id, help="only this source's documents")
     export.add_argument(
         "--with-copies",
         action="store_true",
@@ -501,15 +679,21 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=cmd_stats)
 
     duplicates = sub.add_parser("duplicates", help="stories republished elsewhere, with their copies")
-    duplicates.add_argument("--story", metavar="CONTENT_HASH", help="only this story's copies")
+    duplicates.add_argument(
+        "--story", metavar="CONTENT_HASH", type=checked.content_hash, help="only this story's copies"
+    )
     duplicates.add_argument("--json", action="store_true", help="machine-readable output")
     _add_db(duplicates)
     duplicates.set_defaults(func=cmd_duplicates)
 
     errors = sub.add_parser("errors", help="failed URLs grouped by reason")
-    errors.add_argument("--reason", help="only this reason (e.g. http_404, timeout, robots)")
-    errors.add_argument("--source", help="only this source's URLs")
-    errors.add_argument("--limit", type=int, default=10, help="URLs shown per reason (default 10)")
+    errors.add_argument(
+        "--reason", type=checked.error_reason, help="only this reason (e.g. http_404, timeout, robots)"
+    )
+    errors.add_argument("--source", type=checked.source_id, help="only this source's URLs")
+    errors.add_argument(
+        "--limit", type=checked.integer(1), default=10, metavar="N", help="URLs shown per reason (default 10)"
+    )
     errors.add_argument("--json", action="store_true", help="every failed URL, machine-readable")
     _add_db(errors)
     errors.set_defaults(func=cmd_errors)
@@ -520,7 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Cluster commands (enqueue, status, wait) live with the Celery code in workers/; that
     # module imports Celery only when one of its commands runs.
     try:
-        from workers.cli import register
+        from cli.cluster import register
     except ImportError:
         pass
     else:
@@ -538,11 +722,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+    except (ConfigError, SettingsError) as exc:
+        error_line(str(exc))
         return EXIT_USAGE
     except CrawlerError as exc:
-        err_console.print(f"[red]error ({exc.reason}):[/red] {exc}", highlight=False)
+        error_line(str(exc), label=f"crawler: error ({exc.reason})")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         err_console.print("interrupted")

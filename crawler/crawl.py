@@ -105,13 +105,14 @@ class CrawlOptions:
 
     concurrency: int
     politeness: Politeness
-    allow_private_networks: bool
     extract_workers: int  # 0: one per core
     extract_timeout: float
     near_dup_threshold: float
     keep_duplicate_text: bool
     limits: FetchLimits
     retry: RetryPolicy
+    #: Links kept per page (the rest are counted as dropped).
+    max_links: int
     max_pages: int | None = None
     max_depth: int | None = None
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
@@ -131,6 +132,7 @@ class CrawlStats:
     retries: int = 0  # transient failures tried again within the run
     starts_answered: int = 0  # start URLs the server answered (a page, a 304 or a redirect)
     bytes_fetched: int = 0
+    links_dropped: int = 0  # links past the per-page cap, not followed
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
     queued: int = 0
@@ -160,8 +162,10 @@ class CrawlStats:
         if status in ("fetched", "rejected"):
             self.pages_fetched += 1
             self.bytes_fetched += result.bytes
-            if result.outcome is not None and result.outcome.error_reason:
-                self.errors[result.outcome.error_reason] += 1
+            if result.outcome is not None:
+                self.links_dropped += result.outcome.links_dropped
+                if result.outcome.error_reason:
+                    self.errors[result.outcome.error_reason] += 1
         elif status == "not_modified":
             self.not_modified += 1
         elif status == "redirected":
@@ -322,12 +326,16 @@ class EmbeddedCrawl:
     async def hop(self, host: str, *, delay: float) -> None:
         await self._throttle.wait_turn(host, delay=delay)
 
-    def take(self, visit: Visit, source: Source) -> bool:
+    def spent(self, visit: Visit, source: Source) -> bool:
         source_left = self._source_budget[source.id]
-        if (self._budget_left is not None and self._budget_left <= 0) or (
+        return (self._budget_left is not None and self._budget_left <= 0) or (
             source_left is not None and source_left <= 0
-        ):
+        )
+
+    def take(self, visit: Visit, source: Source) -> bool:
+        if self.spent(visit, source):
             return False
+        source_left = self._source_budget[source.id]
         if self._budget_left is not None:
             self._budget_left -= 1
         if source_left is not None:
@@ -375,7 +383,6 @@ class EmbeddedCrawl:
         try:
             async with make_client(
                 limits,
-                allow_private_networks=options.allow_private_networks,
                 max_connections=max(options.concurrency, 10),
                 # Requests to one host are bounded by the per-host concurrency (HostThrottle); a
                 # little slack covers redirect hops to a host between throttled requests.
@@ -384,7 +391,7 @@ class EmbeddedCrawl:
                 ports = VisitPorts(
                     client=client,
                     limits=limits,
-                    robots=RobotsCache(client, limits.user_agent),
+                    robots=RobotsCache(client, limits.user_agent, policy=limits.network),
                     frontier=self,
                     gate=self,
                     budget=self,
@@ -392,8 +399,8 @@ class EmbeddedCrawl:
                     pages=self,
                     politeness=options.politeness,
                     retry=options.retry,
-                    block_private=not options.allow_private_networks,
                     extract_timeout=options.extract_timeout,
+                    max_links=options.max_links,
                     # No shingle set (~1,000 ints): it would cross the pipe only to be dropped;
                     # the store recomputes it from the text when a candidate needs it.
                     keep_shingles=False,
@@ -457,6 +464,7 @@ class EmbeddedCrawl:
         for state in self.known.values():
             if state.source in by_source:
                 by_source[state.source].append(state)
+        starts: list[tuple[str, str]] = []
         resumed: list[tuple[str, UrlState]] = []
         for source_id, scope in self.scopes.items():
             plan = plan_run(
@@ -470,10 +478,16 @@ class EmbeddedCrawl:
             for raw, exc in plan.invalid:
                 await self.record(failure_record(raw, source_id, 0, exc))
                 self.stats.errors[exc.reason] += 1
-            for url in plan.starts:
-                self._starts.add(url)
-                self._take(Visit(url, source_id, 0, run=self.run_id, revisit=True), durable=False)
+            starts += [(source_id, url) for url in plan.starts]
             resumed += [(source_id, state) for state in plan.resumed]
+        # The start URLs are recorded before any visit begins (they come first: the frontier is
+        # ordered by depth, and a page budget must not go to deeper pages first).
+        now = utcnow()
+        queued = [UrlState(url, source_id, UrlStatus.QUEUED, 0, fetched_at=now) for source_id, url in starts]
+        await asyncio.get_running_loop().run_in_executor(self._write_thread, self.store.add_queued, queued)
+        for source_id, url in starts:
+            self._starts.add(url)
+            self._take(Visit(url, source_id, 0, run=self.run_id, revisit=True), durable=True)
         for source_id, state in sorted(resumed, key=lambda pair: (pair[1].depth, pair[1].url)):
             visit = Visit(state.url, source_id, state.depth, run=self.run_id, revisit=True)
             if self._take(visit, durable=True):

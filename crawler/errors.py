@@ -18,6 +18,7 @@ The tree::
     │       ├── HTTPStatusError       http_4xx       HTTP 4xx other than 429
     │       ├── TooManyRedirects      redirects      redirect limit reached
     │       │   └── RedirectLoop      redirect_loop  a redirect back to a URL of the same chain
+    │       ├── RedirectOutOfScope    redirect_out_of_scope  a redirect hop leaves the source's scope
     │       ├── NotHTML               not_html       the response is not an HTML document
     │       │   └── BadContentEncoding  bad_encoding  unsupported or corrupt Content-Encoding
     │       └── BodyTooLarge          too_large      body (after decompression) exceeds the cap
@@ -33,6 +34,9 @@ The tree::
         ├── WorkerLost                worker_lost    the page killed its worker too many times
         ├── UnknownSource             unknown_source the visit names a source nobody knows
         └── OverBudget                over_budget    a page budget was spent; the URL waits queued
+
+A fetch error raised on a redirect hop carries that hop's URL as ``final_url`` (the visit's
+record names where the failure happened, not only the URL it started from).
 
 Each error has a short machine-readable ``reason`` (the class attribute; stored in the URL table
 and shown by the CLI) and a human message. Nothing outside this module invents a reason: the
@@ -68,9 +72,11 @@ class ConfigError(CrawlerError):
 class FetchError(CrawlerError):
     reason = "fetch"
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
+    def __init__(self, message: str, *, url: str | None = None, final_url: str | None = None) -> None:
         super().__init__(message)
         self.url = url
+        #: The redirect hop that failed, when it is not ``url`` itself.
+        self.final_url = final_url
 
 
 class TransientFetchError(FetchError):
@@ -90,9 +96,15 @@ class ServerError(TransientFetchError):
     """HTTP 5xx or 429; ``reason`` is ``http_<status>``."""
 
     def __init__(
-        self, message: str, *, url: str | None = None, status: int, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int,
+        retry_after: float | None = None,
+        final_url: str | None = None,
     ) -> None:
-        super().__init__(message, url=url)
+        super().__init__(message, url=url, final_url=final_url)
         self.status = status
         self.reason = f"http_{status}"
         self.retry_after = retry_after
@@ -129,8 +141,10 @@ class DisallowedByRobots(PermanentFetchError):
 class HTTPStatusError(PermanentFetchError):
     """HTTP 4xx (not 429), or a status we cannot use; ``reason`` is ``http_<status>``."""
 
-    def __init__(self, message: str, *, url: str | None = None, status: int) -> None:
-        super().__init__(message, url=url)
+    def __init__(
+        self, message: str, *, url: str | None = None, status: int, final_url: str | None = None
+    ) -> None:
+        super().__init__(message, url=url, final_url=final_url)
         self.status = status
         self.reason = f"http_{status}"
 
@@ -141,6 +155,16 @@ class TooManyRedirects(PermanentFetchError):
 
 class RedirectLoop(TooManyRedirects):
     reason = "redirect_loop"
+
+
+class RedirectOutOfScope(PermanentFetchError):
+    """A redirect hop leads outside the source's scope (its hosts or patterns): not followed.
+
+    Raised by the fetcher's per-hop hook (``Fetcher(hop_check=...)``); ``final_url`` is the hop.
+    Recorded with the URL status ``out_of_scope``, like a link that was never in scope.
+    """
+
+    reason = "redirect_out_of_scope"
 
 
 class NotHTML(PermanentFetchError):

@@ -33,8 +33,8 @@ from crawler.errors import (
     ServerError,
     TooManyRedirects,
 )
-from crawler.netguard import GuardedTransport, check_literal_host
-from crawler.netstream import BackendTransport
+from crawler.netguard import GuardedTransport
+from crawler.netpolicy import NetworkPolicy
 from crawler.urls import canonicalize
 
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -56,6 +56,9 @@ class FetchLimits:
     max_body_bytes: int
     max_redirects: int
     max_url_length: int
+    #: Which addresses may be contacted (``CRAWLER_ALLOWED_NETWORKS``): the default for every
+    #: client, fetcher and robots cache built with these limits.
+    network: NetworkPolicy
 
 
 @dataclass(slots=True)
@@ -84,6 +87,11 @@ class FetchResult:
 class RobotsCheck(Protocol):
     async def __call__(self, url: str) -> None:
         """Raise DisallowedByRobots if ``url`` may not be fetched."""
+
+
+#: A per-hop hook: called with each redirect target before it is followed; raises (e.g.
+#: :class:`~crawler.errors.RedirectOutOfScope`) to refuse the hop. May be a coroutine function.
+HopCheck = Callable[[str], Awaitable[None] | None]
 
 
 class PerOriginTransport(httpx.AsyncBaseTransport):
@@ -131,15 +139,17 @@ class PerOriginTransport(httpx.AsyncBaseTransport):
 def make_client(
     limits: FetchLimits,
     *,
-    allow_private_networks: bool = False,
+    policy: NetworkPolicy | None = None,
     max_connections: int = 100,
     per_origin_connections: int | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient configured for crawling (guarded unless private networks are allowed).
+    """An AsyncClient configured for crawling, every connection checked against a network policy.
 
+    ``policy``: which addresses may be contacted (default ``limits.network``).
     ``per_origin_connections``: give every origin its own pool of that many connections
     (:class:`PerOriginTransport`) instead of one pool of ``max_connections``.
     """
+    chosen_policy = limits.network if policy is None else policy
 
     # One TLS context for every origin's pool: building one loads the CA bundle (~18 ms), and a
     # crawl of many hosts makes a pool per host.
@@ -147,9 +157,7 @@ def make_client(
 
     def transport(size: int) -> httpx.AsyncBaseTransport:
         pool = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        if allow_private_networks:
-            return BackendTransport(limits=pool, verify=tls, trust_env=False)
-        return GuardedTransport(limits=pool, verify=tls, trust_env=False)
+        return GuardedTransport(policy=chosen_policy, limits=pool, verify=tls, trust_env=False)
 
     chosen = (
         transport(max_connections)
@@ -301,7 +309,8 @@ def _looks_like_html(start: bytes) -> bool:
 
 
 class Fetcher:
-    """Fetches pages with one client, checking robots.txt on every hop when given a check."""
+    """Fetches pages with one client, checking robots.txt, the network policy and an optional
+    per-hop hook on every redirect hop."""
 
     def __init__(
         self,
@@ -309,14 +318,21 @@ class Fetcher:
         limits: FetchLimits,
         *,
         robots: RobotsCheck | Callable[[str], Awaitable[None]] | None = None,
-        block_private: bool = True,
+        policy: NetworkPolicy | None = None,
+        hop_check: HopCheck | None = None,
     ) -> None:
+        """``policy`` (default ``limits.network``) is checked here on IP-literal hosts, before
+        the client is asked; names are checked at connection time by the client that
+        :func:`make_client` builds with the same policy.
+
+        ``hop_check(target)`` is called for every redirect target before it is followed (after
+        the loop and hop-count checks); whatever it raises ends the fetch, with the hop's URL as
+        the error's ``final_url``."""
         self.client = client
         self.limits = limits
         self.robots = robots
-        # Fails fast on IP-literal hosts; names are checked at connection time by the client
-        # that make_client builds (GuardedTransport).
-        self.block_private = block_private
+        self.policy = limits.network if policy is None else policy
+        self.hop_check = hop_check
 
     async def fetch(
         self,
@@ -330,7 +346,8 @@ class Fetcher:
         ``claim(target)`` is asked before following a redirect; when it returns False (the
         target is already queued or fetched elsewhere) the redirect is not followed and the
         result is the redirect itself (``is_redirect``, empty body, ``final_url`` = target).
-        Raises a :class:`~crawler.errors.FetchError` subclass for every failure.
+        Raises a :class:`~crawler.errors.FetchError` subclass for every failure; one raised on
+        a redirect hop carries that hop's URL as ``final_url`` (the page that failed).
         """
         started = time.monotonic()
         try:
@@ -348,9 +365,14 @@ class Fetcher:
         seen = {current}
         redirects: list[str] = []
         while True:
-            if self.robots is not None:
-                await self.robots(current)
-            outcome = await self._fetch_once(current, headers)
+            try:
+                if self.robots is not None:
+                    await self.robots(current)
+                outcome = await self._fetch_once(current, headers)
+            except FetchError as exc:
+                if redirects and exc.final_url is None:
+                    exc.final_url = current  # a hop failed: name it, not only the first URL
+                raise
             if isinstance(outcome, FetchResult):
                 outcome.url = url
                 outcome.redirects = redirects
@@ -359,21 +381,42 @@ class Fetcher:
             try:
                 target = canonicalize(location, max_length=self.limits.max_url_length)
             except InvalidURL as exc:
-                raise InvalidURL(f"redirect from {current} to an invalid URL: {exc}", url=url) from exc
+                raise InvalidURL(
+                    f"redirect from {current} to an invalid URL: {exc}", url=url, final_url=current
+                ) from exc
             redirects.append(current)
             if target in seen:
-                raise RedirectLoop(f"redirect loop: {current} -> {target}", url=url)
+                raise RedirectLoop(f"redirect loop: {current} -> {target}", url=url, final_url=target)
             if len(redirects) > self.limits.max_redirects:
-                raise TooManyRedirects(f"more than {self.limits.max_redirects} redirects", url=url)
+                raise TooManyRedirects(
+                    f"more than {self.limits.max_redirects} redirects", url=url, final_url=target
+                )
+            await self._check_hop(url, target)
             if claim is not None and not claim(target):
                 return FetchResult(url, target, status, "", None, b"", redirects=redirects)
             seen.add(target)
             current = target
 
+    async def _check_hop(self, url: str, target: str) -> None:
+        """The address policy's and the hook's verdicts on a redirect target; their errors name
+        the hop as ``final_url``. An address the policy refuses is named as such first, whatever
+        the hook thinks of the host (a redirect to the metadata address is blocked, not merely
+        out of scope)."""
+        try:
+            self.policy.check_literal_host(httpx.URL(target).host)
+            if self.hop_check is None:
+                return
+            pending = self.hop_check(target)
+            if pending is not None:
+                await pending
+        except FetchError as exc:
+            exc.url = exc.url or url
+            exc.final_url = exc.final_url or target
+            raise
+
     async def _fetch_once(self, url: str, headers: dict[str, str]) -> FetchResult | tuple[int, str]:
         """One request: a result, or a redirect's (status, absolute target URL)."""
-        if self.block_private:
-            check_literal_host(httpx.URL(url).host)
+        self.policy.check_literal_host(httpx.URL(url).host)
         try:
             async with self.client.stream("GET", url, headers=headers) as response:
                 return await self._handle(url, response, conditional=_is_conditional(headers))

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from crawler.errors import InvalidURL
-from crawler.sources import Source
-from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, host_of, resolve
+from crawler.sources import Source, host_allowed
+from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize, resolve
 
 _SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "ftp:", "file:", "about:", "#")
 _REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\";]+)", re.IGNORECASE)
@@ -24,12 +24,26 @@ _BINARY_SUFFIX = re.compile(
 )
 
 
+#: Links kept per page by default (``CRAWLER_MAX_LINKS_PER_PAGE``): a page of 50,000 links left
+#: 49,720 queued rows behind; no portal page a crawl needs links more than a few thousand pages.
+DEFAULT_MAX_LINKS_PER_PAGE = 5_000
+
+
 def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX_URL_LENGTH) -> list[str]:
     """Canonical absolute URLs of a page's ``<a>``/``<area>`` links and meta refresh, in page order.
 
     Relative links resolve against ``<base href>`` when present. ``rel=nofollow`` links, non-http
     schemes and malformed URLs are skipped. Each URL appears once.
     """
+    return extract_links_capped(html, page_url, max_url_length=max_url_length, limit=None)[0]
+
+
+def extract_links_capped(
+    html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX_URL_LENGTH, limit: int | None
+) -> tuple[list[str], int]:
+    """:func:`extract_links`, keeping the first ``limit`` links (None: all), and how many were
+    dropped: the distinct link targets, as written in the page, after the kept ones (they are
+    not resolved, so a hostile page of a million links costs little more than its parse)."""
     tree = HTMLParser(html)
     base = page_url
     base_node = tree.css_first("base[href]")
@@ -54,6 +68,7 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
 
     seen: set[str] = set()
     links: list[str] = []
+    dropped = 0
     try:
         origin: tuple[str, str] | None = urlsplit(base)[:2]  # (scheme, host): the cache's key
     except ValueError:
@@ -61,11 +76,14 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
     for href in dict.fromkeys(h.strip() for h in candidates):  # menus repeat their links
         if not href or href.lower().startswith(_SKIP_SCHEMES):
             continue
+        if limit is not None and len(links) >= limit:
+            dropped += 1
+            continue
         url = _canonical_link(base, origin, href, max_url_length)
         if url is not None and url not in seen:
             seen.add(url)
             links.append(url)
-    return links
+    return links, dropped
 
 
 #: Canonical links by (base scheme, base host, href, length limit) for hrefs that only depend on
@@ -153,9 +171,14 @@ class Scope:
         self._by_url: dict[str, Verdict] = {}
 
     def host_allowed(self, url: str) -> bool:
-        host = host_of(url)
-        bare = host.split(":", 1)[0]
-        return host in self.hosts or any(bare.endswith("." + h) for h in self.hosts if ":" not in h)
+        return host_allowed(self.hosts, url)
+
+    def refuses(self, url: str) -> str | None:
+        """Why ``url`` is outside the source whatever its kind (``out_of_scope``: a host the
+        source does not cover; ``denied``: a deny pattern), or None: a redirect target must pass
+        this, not the article/list patterns, which judge links, not where a page has moved."""
+        reason = self.judge(url, 0).reason
+        return reason if reason in ("out_of_scope", "denied") else None
 
     def judge(self, url: str, depth: int) -> Verdict:
         """Whether to fetch ``url`` found at ``depth`` links from a start URL, and as what."""

@@ -30,7 +30,7 @@ from crawler.errors import (
     InvalidURL,
 )
 from crawler.extract import Extraction, extract
-from crawler.links import PageKind, extract_links
+from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE, PageKind, extract_links_capped
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class PageJob:
     #: that does not compare texts itself says no: the set would be pickled, sent and dropped
     #: (the store recomputes it from the text when a candidate needs it).
     keep_shingles: bool = True
+    #: Links kept from the page, in page order (``CRAWLER_MAX_LINKS_PER_PAGE``; None: all).
+    max_links: int | None = DEFAULT_MAX_LINKS_PER_PAGE
 
 
 @dataclass(slots=True)
@@ -68,6 +70,8 @@ class PageOutcome:
     #: The document's dedup keys (exact hash, MinHash signature, LSH bands), computed here in the
     #: worker process so that the single writer only looks up and compares.
     fingerprint: Fingerprint | None = None
+    #: Links past ``PageJob.max_links`` that were not kept (distinct targets as written).
+    links_dropped: int = 0
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -132,7 +136,9 @@ def _process_page(job: PageJob) -> PageOutcome:
 
     if job.follow_links:
         try:
-            outcome.links = extract_links(decoded.text, job.final_url, max_url_length=job.max_url_length)
+            outcome.links, outcome.links_dropped = extract_links_capped(
+                decoded.text, job.final_url, max_url_length=job.max_url_length, limit=job.max_links
+            )
         except ExtractionTimeout:
             raise
         except Exception as exc:  # selectolax on a hostile page: keep going without links

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from crawler.errors import CrawlerError, DisallowedByRobots, OverBudget
+from crawler.errors import CrawlerError, DisallowedByRobots, OverBudget, RedirectOutOfScope
 
 
 class UrlStatus(StrEnum):
@@ -75,7 +75,8 @@ def failure_record(
 ) -> UrlState:
     """The record of a visit that ended in ``error``: the one place a failure becomes a state.
 
-    ``disallowed`` for a robots.txt refusal; ``queued`` for a visit that waits (``waiting``: a
+    ``disallowed`` for a robots.txt refusal; ``out_of_scope`` for a redirect out of the source;
+    ``queued`` for a visit that waits (``waiting``: a
     retry is scheduled; or a spent page budget), keeping the reason so that ``status`` and the
     URL table show why; else ``failed_transient`` or ``failed_permanent`` by the error's class.
 
@@ -85,6 +86,8 @@ def failure_record(
     """
     if isinstance(error, DisallowedByRobots):
         status = UrlStatus.DISALLOWED
+    elif isinstance(error, RedirectOutOfScope):
+        status = UrlStatus.OUT_OF_SCOPE
     elif waiting or isinstance(error, OverBudget):
         status = UrlStatus.QUEUED
     elif error.transient:
@@ -101,6 +104,8 @@ def failure_record(
         error_message=str(error)[:MAX_ERROR_MESSAGE] or None,
         fetched_at=now or datetime.now(UTC),
         attempts=attempts,
+        # A redirect hop that failed names itself (the fetcher sets it on the error).
+        final_url=getattr(error, "final_url", None),
     )
     if status is UrlStatus.QUEUED and keep is not None:
         record.content_hash, record.etag, record.last_modified = (

@@ -20,6 +20,7 @@ import httpx
 from protego import Protego
 
 from crawler.errors import BlockedAddress, DisallowedByRobots, FetchError, RobotsUnavailable
+from crawler.netpolicy import NetworkPolicy
 from crawler.urls import origin_of
 
 ROBOTS_MAX_BYTES = 512_000
@@ -56,8 +57,13 @@ class RobotsCache:
         *,
         shared: SharedRobotsStore | None = None,
         ttl: float = ROBOTS_TTL,
+        policy: NetworkPolicy | None = None,
     ) -> None:
+        """``policy``: checked on every robots.txt request whose host is an IP literal (redirects
+        included) before the client is asked; names are checked by the client's own guard (see
+        :func:`crawler.fetch.make_client`), which is the only check when it is None."""
         self.client = client
+        self.policy = policy
         self.agent = robots_agent_token(user_agent)
         self.shared = shared
         self.ttl = ttl
@@ -111,6 +117,8 @@ class RobotsCache:
         self.fetches += 1
         try:
             for _ in range(5):  # RFC 9309: follow at least five redirects
+                if self.policy is not None:
+                    self.policy.check_literal_host(httpx.URL(url).host)
                 async with self.client.stream("GET", url) as response:
                     if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                         url = str(response.url.join(response.headers["location"]))

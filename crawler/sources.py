@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crawler.errors import ConfigError, InvalidURL
 from crawler.recrawl import DEFAULT_POLICY, RevisitPolicy, parse_duration
-from crawler.urls import canonicalize
+from crawler.urls import canonicalize, host_of
 
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 _CRON_NAMES = ("minute", "hour", "day of month", "month", "day of week")
@@ -74,6 +74,59 @@ def validate_cron(expr: str) -> str:
             if "/" in item and int(item.split("/")[1]) == 0:
                 raise ValueError(f"cron {name} field {text!r} has a zero step")
     return expr
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_HOST = re.compile(r"^([a-z0-9_.-]+(:\d+)?|[0-9a-f:.]+)$")  # host_of's form: IPv6 without brackets
+
+
+def check_start_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL a crawl can start from; else ValueError saying
+    why in one line (``'ftp://x.cn/' is not an http(s) URL``)."""
+    text = url.strip()
+    if re.fullmatch(r"[A-Za-z0-9.-]+:\d+(/\S*)?", text):  # host:port, no scheme
+        suggestion = f"http://{text}" + ("" if "/" in text else "/")
+        raise ValueError(f"{url!r} is not an absolute URL; did you mean {suggestion}?")
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        if re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}(:\d+)?(/\S*)?", text):
+            suggestion = f"https://{text}" + ("" if "/" in text else "/")
+            raise ValueError(f"{url!r} is not an absolute URL; did you mean {suggestion}?")
+        raise ValueError(f"{url!r} is not an absolute http(s) URL")
+    if scheme.group(1).lower() not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http(s) URL (scheme {scheme.group(1).lower()!r})")
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL: {exc}") from None
+    if not hostname:
+        raise ValueError(f"{url!r} has no host")
+    try:
+        canonical = canonicalize(text)
+    except InvalidURL as exc:
+        raise ValueError(f"{url!r} is not a valid URL: {exc}") from None
+    if not _HOST.match(host_of(canonical)):
+        raise ValueError(f"{url!r} has an invalid host name {hostname!r}")
+    return text
+
+
+def host_allowed(hosts: frozenset[str] | list[str], url: str) -> bool:
+    """Whether ``url``'s host is one of ``hosts`` (``host`` or ``host:port``) or a subdomain of a
+    port-less one: the rule of a source's scope (:class:`crawler.links.Scope`)."""
+    host = host_of(url)
+    bare = host.split(":", 1)[0]
+    return host in hosts or any(bare.endswith("." + h) for h in hosts if ":" not in h)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A source's ValidationError as one line: ``field 'max_depth': ...; field '...': ...``."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(file)"
+        msg = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+        problems.append(f"field '{loc}': {msg}")
+    return "; ".join(problems)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -136,11 +189,7 @@ class Source(BaseModel):
     @field_validator("start_urls")
     @classmethod
     def _check_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an absolute http(s) URL")
-        return urls
+        return [check_start_url(url) for url in urls]
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -178,8 +227,15 @@ class Source(BaseModel):
     @model_validator(mode="after")
     def _default_hosts(self) -> Source:
         if not self.allowed_hosts:
-            hosts = sorted({_netloc(u) for u in self.start_urls})
+            # As Scope sees them: canonical (default port dropped, IDN as punycode).
+            hosts = sorted({host_of(canonicalize(u)) for u in self.start_urls})
             object.__setattr__(self, "allowed_hosts", hosts)
+        # A start URL the scope would drop is a mistake in the file, not something to skip quietly.
+        outside = [u for u in self.start_urls if not host_allowed(self.allowed_hosts, canonicalize(u))]
+        if outside:
+            raise ValueError(
+                f"start URL {outside[0]!r} is outside allowed_hosts ({', '.join(self.allowed_hosts)})"
+            )
         return self
 
     @classmethod
@@ -209,12 +265,6 @@ def adhoc_source_id(urls: list[str]) -> str:
     return f"adhoc-{digest[:12]}"
 
 
-def _netloc(url: str) -> str:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    return f"{host}:{parts.port}" if parts.port else host
-
-
 def load_source(path: Path) -> Source:
     """Load and validate one source file; raise ConfigError naming the file, field and problem."""
     try:
@@ -226,12 +276,7 @@ def load_source(path: Path) -> Source:
     try:
         source = Source.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "(file)"
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"field '{loc}': {msg}")
-        raise ConfigError(f"{path}: " + "; ".join(problems)) from exc
+        raise ConfigError(f"{path}: {describe_errors(exc)}") from exc
     if source.id != path.stem:
         raise ConfigError(f"{path}: field 'id': {source.id!r} must equal the file name {path.stem!r}")
     return source
@@ -241,6 +286,8 @@ def load_source(path: Path) -> Source:
 class SourcesReport:
     sources: dict[str, Source] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
+    #: The bad files by their stem (the id they would define): each disables only itself.
+    invalid: dict[str, ConfigError] = field(default_factory=dict)
 
 
 def load_sources_report(directory: Path) -> SourcesReport:
@@ -251,6 +298,7 @@ def load_sources_report(directory: Path) -> SourcesReport:
             source = load_source(path)
         except ConfigError as exc:
             report.errors.append(exc)
+            report.invalid[path.stem] = exc
             continue
         report.sources[source.id] = source
     return report

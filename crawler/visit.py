@@ -38,6 +38,7 @@ from crawler.errors import (
     DisallowedByRobots,
     FetchError,
     OverBudget,
+    RedirectOutOfScope,
     RobotsUnavailable,
     ServerError,
 )
@@ -177,8 +178,13 @@ class HostGate(Protocol):
 
 
 class Budget(Protocol):
+    def spent(self, visit: Visit, source: Source) -> bool:
+        """Whether a budget of ``visit`` is already spent (checked before waiting for a host's
+        turn, so that pages past the budget do not queue for it)."""
+
     def take(self, visit: Visit, source: Source) -> bool:
-        """Count one page against the budgets; False once one is spent."""
+        """Count one page against the budgets; False once one is spent (taken after the host's
+        turn: a visit sent away to come back later spends nothing)."""
 
 
 class Sink(Protocol):
@@ -297,8 +303,9 @@ class VisitPorts:
     pages: Pages
     politeness: Politeness
     retry: RetryPolicy
-    block_private: bool
     extract_timeout: float
+    #: Links kept per page (``CRAWLER_MAX_LINKS_PER_PAGE``); the rest are counted as dropped.
+    max_links: int
     #: Whether fingerprints keep their shingle sets (a driver whose extraction runs in other
     #: processes says no: the set would be pickled only to be dropped).
     keep_shingles: bool = True
@@ -326,8 +333,9 @@ def already_done(state: UrlState | None, since: float | None = None) -> bool:
 
 
 class _Hops:
-    """The fetcher's per-hop hook: robots.txt for every hop, and for every redirect hop its own
-    host's turn (the first hop's turn was taken before fetching)."""
+    """The fetcher's per-hop hooks: :meth:`check` refuses a redirect that leaves the source's
+    scope; the call itself checks robots.txt for every hop, and gives every redirect hop its
+    own host's turn (the first hop's turn was taken before fetching)."""
 
     def __init__(self, ports: VisitPorts, source: Source, scope: Scope) -> None:
         self.ports, self.source, self.scope = ports, source, scope
@@ -343,6 +351,15 @@ class _Hops:
         delay = self.ports.politeness.delay_for(owner, await robots.crawl_delay(url))
         await self.ports.gate.hop(host_of(url), delay=delay)
 
+    def check(self, target: str) -> None:
+        """A redirect target on a host the source does not cover, or that its deny patterns
+        refuse, is not followed (a hop out of scope would fetch what a link there never would)."""
+        why = self.scope.refuses(target)
+        if why is not None:
+            raise RedirectOutOfScope(
+                f"redirect to {target} leaves the scope of {self.source.id}: {why}", final_url=target
+            )
+
 
 async def run_visit(
     visit: Visit, source: Source, scope: Scope, previous: UrlState | None, ports: VisitPorts
@@ -354,6 +371,9 @@ async def run_visit(
     """
     url, depth, attempts = visit.url, visit.depth, visit.attempt + 1
     host = host_of(url)
+    if ports.budget.spent(visit, source):
+        await ports.sink.record(failure_record(url, source.id, depth, _over_budget(source), keep=previous))
+        return VisitResult("over_budget")
     try:
         await ports.robots(url)
         delay = ports.politeness.delay_for(source, await ports.robots.crawl_delay(url))
@@ -367,12 +387,8 @@ async def run_visit(
                 spent = failure_record(url, source.id, depth, _over_budget(source), keep=previous)
                 await ports.sink.record(spent)
                 return VisitResult("over_budget")
-            fetcher = Fetcher(
-                ports.client,
-                ports.limits,
-                robots=_Hops(ports, source, scope),
-                block_private=ports.block_private,
-            )
+            hops = _Hops(ports, source, scope)
+            fetcher = Fetcher(ports.client, ports.limits, robots=hops, hop_check=hops.check)
             result = await fetcher.fetch(
                 url, headers=conditional_headers(previous), claim=ports.frontier.redirect_claim(visit)
             )
@@ -402,6 +418,7 @@ async def run_visit(
         fetched_at=now,
         time_limit=ports.extract_timeout,
         keep_shingles=ports.keep_shingles,
+        max_links=ports.max_links,
     )
     outcome = await ports.pages.process(job)
     done = VisitResult(
@@ -496,6 +513,7 @@ def page_job(
     fetched_at: datetime | None = None,
     time_limit: float | None = None,
     keep_shingles: bool = True,
+    max_links: int | None = None,
 ) -> PageJob:
     """What the extraction stage gets for a fetched page. Links are only wanted when following
     them could still stay within the depth limit."""
@@ -512,6 +530,7 @@ def page_job(
         max_url_length=max_url_length,
         time_limit=time_limit,
         keep_shingles=keep_shingles,
+        max_links=max_links,
     )
 
 

@@ -78,4 +78,10 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 # Local servers for the fetcher tests (127.0.0.1 only).
-from tests.fixtures_net import slow_server, unused_port_server  # noqa: E402, F401
+from tests.fixtures_net import (  # noqa: E402, F401
+    fake_dns,
+    hostile_server,
+    slow_server,
+    socket_guard,
+    unused_port_server,
+)

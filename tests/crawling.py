@@ -10,19 +10,19 @@ from crawler.fetch import FetchLimits
 from settings import Settings
 
 #: What every local test crawl needs: the sample servers are on 127.0.0.1.
-LOCAL = {"allow_private_networks": True, "user_agent": "policy-crawler-test/1"}
+LOCAL = {"allowed_networks": ["127.0.0.0/8"], "user_agent": "policy-crawler-test/1"}
 
 
-def test_settings(**values: Any) -> Settings:
+def local_settings(**values: Any) -> Settings:
     """Settings for a test: loopback allowed, a test user agent, then ``values``."""
     return Settings(**{**LOCAL, **values})
 
 
 def fetch_limits(**values: Any) -> FetchLimits:
-    return test_settings(**values).fetch_limits()
+    return local_settings(**values).fetch_limits()
 
 
 def crawl_options(settings: dict[str, Any] | None = None, **flags: Any) -> CrawlOptions:
     """Options of an embedded test crawl: ``settings`` are ``CRAWLER_*`` values, ``flags`` the
     command line's (max_pages, concurrency, delay, extract_workers, revisit_all, ...)."""
-    return test_settings(**(settings or {})).crawl_options(**flags)
+    return local_settings(**(settings or {})).crawl_options(**flags)

@@ -74,7 +74,10 @@ def test_crawl_bare_url_then_stats_and_export(site: RunningSite, tmp_path: Path)
 def test_private_networks_are_refused_by_default(site: RunningSite, tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     before = len(site.request_log)
-    result = crawler("crawl", site.url("most", "/"), "--db", db, env={"CRAWLER_ALLOW_PRIVATE_NETWORKS": "0"})
+    result = crawler(
+        "crawl", site.url("most", "/"), "--db", db, env={"CRAWLER_ALLOW_PRIVATE_NETWORKS": "0"}, check=False
+    )
+    assert result.returncode == 1, "no start URL could be fetched: the crawl failed"
     assert "blocked_address" in result.stdout
     assert len(site.request_log) == before, "a request reached the loopback server"
     errors = json.loads(crawler("stats", "--json", "--db", db).stdout)["errors_by_reason"]

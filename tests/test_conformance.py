@@ -35,7 +35,7 @@ REDIS_DB = 10
 PREFIX = "conformance:"
 #: The values both drivers run with (environment of the CLI and of the worker).
 SETTINGS = {
-    "CRAWLER_ALLOW_PRIVATE_NETWORKS": "true",
+    "CRAWLER_ALLOWED_NETWORKS": "127.0.0.0/8",
     "CRAWLER_USER_AGENT": "policy-crawler-test/1",
     "CRAWLER_PER_HOST_DELAY": "0",
     "CRAWLER_PAGE_DEADLINE": "1.5",
@@ -209,6 +209,9 @@ def test_the_scenarios_show_what_they_are_for(embedded: Outcome) -> None:
     assert embedded.states[("redir", "/hop1.html")][5] == ("redir", "/final.html")
     assert states[("redir", "/gone.html")] == ("failed_permanent", "http_404")
     assert states[("redir", "/self.html")] == ("failed_permanent", "redirect_loop")
+    # A hop to another site is out of the source's scope; the record names the hop.
+    assert states[("redir", "/away.html")] == ("out_of_scope", "redirect_out_of_scope")
+    assert embedded.states[("redir", "/away.html")][5] == ("robots", "/public/b.html")
     assert states[("robots", "/private/a.html")] == ("disallowed", "robots")
     assert states[("robots", "/private/d.html")] == ("disallowed", "robots")
     assert states[("robots", "/public/c.html")] == ("fetched", None)

@@ -74,6 +74,7 @@ def test_every_reason_is_known_and_unique_per_class() -> None:
         (errors.WorkerLost("dead"), UrlStatus.FAILED_PERMANENT),
         (errors.UnknownSource("who"), UrlStatus.FAILED_PERMANENT),
         (errors.RedirectLoop("loop"), UrlStatus.FAILED_PERMANENT),
+        (errors.RedirectOutOfScope("away", final_url="http://b.example/"), UrlStatus.OUT_OF_SCOPE),
         (errors.HTTPStatusError("gone", status=410), UrlStatus.FAILED_PERMANENT),
     ],
 )
@@ -82,6 +83,12 @@ def test_failure_record_status_follows_the_class(error: errors.CrawlerError, sta
     assert record.status is status
     assert record.error_reason == error.reason
     assert record.attempts == 3 and record.depth == 2
+
+
+def test_a_failed_redirect_hop_is_named_in_the_record() -> None:
+    error = errors.HTTPStatusError("gone", status=404, final_url="http://a.example/moved")
+    record = failure_record("http://a.example/old", "s", 1, error)
+    assert (record.final_url, record.error_reason) == ("http://a.example/moved", "http_404")
 
 
 def test_a_waiting_visit_stays_queued_with_its_reason() -> None:

@@ -36,6 +36,7 @@ from crawler.samplesite import RunningSite, build_site, serve_site
 from crawler.sources import Source
 from storage import UrlStatus, open_store
 from tests.cluster import ClusterProcess, free_port, read_stories, wait_for, write_seeds
+from tests.crawling import local_settings
 from tests.faults import (
     VISIBILITY_ENV,
     FaultCluster,
@@ -90,10 +91,8 @@ def source(site: RunningSite) -> Source:
 @pytest.fixture(scope="module")
 def baseline(site: RunningSite, tmp_path_factory: pytest.TempPathFactory) -> Baseline:
     from crawler.crawl import EmbeddedCrawl
-    from settings import get_settings
-
     quick = site.source(per_host_delay=0.0, schedule=None)
-    options = get_settings().crawl_options(allow_private_networks=True, extract_workers=2)
+    options = local_settings().crawl_options(extract_workers=2)
     db = tmp_path_factory.mktemp("baseline") / "store.sqlite3"
     with open_store(f"sqlite:///{db}") as store:
         asyncio.run(EmbeddedCrawl([quick], store, options).run())
@@ -131,7 +130,7 @@ def make_cluster(root: Path, source: Source, database: str, redis_url: str, **ex
     env.update(
         CRAWLER_DATABASE_URL=database,
         CRAWLER_REDIS_URL=redis_url,
-        CRAWLER_ALLOW_PRIVATE_NETWORKS="1",
+        CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
         CRAWLER_SEEDS_DIR=str(write_seeds(root / "seeds", source)),
         CRAWLER_RETRY_BASE_DELAY="0.2",
         **extra,

@@ -36,7 +36,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def fetch(handler: Handler, url: str = "http://site.test/a", **kwargs: object) -> object:
     async def go() -> object:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            fetcher = Fetcher(client, LIMITS, block_private=False, **kwargs)  # type: ignore[arg-type]
+            fetcher = Fetcher(client, LIMITS, **kwargs)  # type: ignore[arg-type]
             return await fetcher.fetch(url)
 
     return asyncio.run(go())
@@ -104,7 +104,7 @@ def test_redirect_to_claimed_url_is_not_followed() -> None:
             lambda r: httpx.Response(302, headers={"location": "/b"}) if r.url.path == "/a" else html()
         )
         async with httpx.AsyncClient(transport=transport) as client:
-            fetcher = Fetcher(client, LIMITS, block_private=False)
+            fetcher = Fetcher(client, LIMITS)
             return await fetcher.fetch("http://site.test/a", claim=lambda u: u not in seen)
 
     result = asyncio.run(go())
@@ -225,8 +225,8 @@ def test_user_agent_and_accept_headers(unused_port_server: tuple[str, list[dict[
     limits = fetch_limits(user_agent="policy-crawler/9 (+test)")
 
     async def go() -> None:
-        async with make_client(limits, allow_private_networks=True) as client:
-            await Fetcher(client, limits, block_private=False).fetch(base + "/page")
+        async with make_client(limits) as client:
+            await Fetcher(client, limits).fetch(base + "/page")
 
     asyncio.run(go())
     assert requests[0]["user-agent"] == "policy-crawler/9 (+test)"
@@ -239,9 +239,11 @@ def test_guard_blocks_loopback_by_name_and_literal(
     base, requests = unused_port_server
     port = base.rsplit(":", 1)[1]
 
+    strict = fetch_limits(allowed_networks=[])  # the default policy: public addresses only
+
     async def go(url: str) -> None:
-        async with make_client(LIMITS) as client:
-            await Fetcher(client, LIMITS).fetch(url)
+        async with make_client(strict) as client:
+            await Fetcher(client, strict).fetch(url)
 
     for url in (
         f"http://127.0.0.1:{port}/x",
@@ -257,8 +259,8 @@ def test_slow_server_hits_the_page_deadline(slow_server: str) -> None:
     limits = fetch_limits(user_agent="t", page_deadline=0.5, read_timeout=5.0)
 
     async def go() -> None:
-        async with make_client(limits, allow_private_networks=True) as client:
-            await Fetcher(client, limits, block_private=False).fetch(slow_server)
+        async with make_client(limits) as client:
+            await Fetcher(client, limits).fetch(slow_server)
 
     with pytest.raises(FetchTimeout):
         asyncio.run(go())
@@ -307,7 +309,7 @@ def test_a_304_is_a_result_only_when_the_request_was_conditional() -> None:
 
     async def go(headers: dict[str, str]) -> object:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await Fetcher(client, LIMITS, block_private=False).fetch(
+            return await Fetcher(client, LIMITS).fetch(
                 "http://site.test/a", headers=headers
             )
 

@@ -64,7 +64,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRAWLER_")}
         env.update(
             CRAWLER_SEEDS_DIR=str(seeds),
-            CRAWLER_ALLOW_PRIVATE_NETWORKS="true",
+            CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
             CRAWLER_USER_AGENT="policy-crawler-test/1",
             CRAWLER_EXTRACT_WORKERS="2",
         )

@@ -185,3 +185,32 @@ def test_link_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert extract_links(page, "http://a.test/") == [f"http://a.test/p{i}.html" for i in range(12)]
     assert len(links._LINK_CACHE) <= 5
     links._LINK_CACHE.clear()
+
+
+def test_links_past_the_cap_are_dropped_and_counted() -> None:
+    from crawler.links import extract_links_capped
+
+    hrefs = [f"/p{i}.html" for i in range(120)]
+    page = "".join(f'<a href="{h}">x</a><a href="{h}">again</a>' for h in hrefs)  # menus repeat
+    page += '<a href="javascript:void(0)">js</a><a href="mailto:a@b.cn">mail</a>'
+    kept, dropped = extract_links_capped(page, "http://a.test/", limit=50)
+    assert kept == [f"http://a.test{h}" for h in hrefs[:50]]
+    assert dropped == 70  # distinct targets after the kept ones; repeats and mailto: not counted
+    everything = extract_links(page, "http://a.test/")
+    assert extract_links_capped(page, "http://a.test/", limit=None) == (everything, 0)
+    assert extract_links_capped(page, "http://a.test/", limit=500)[1] == 0
+
+
+def test_process_page_caps_links_by_default() -> None:
+    from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE
+    from crawler.pipeline import PageJob, process_page
+
+    links = "".join(f'<a href="/a/{i}.html">{i}</a>' for i in range(50_000))
+    body = f"<html><body>{links}</body></html>"
+    job = PageJob(url="http://a.test/", final_url="http://a.test/", body=body.encode(), kind=PageKind.LIST)
+    outcome = process_page(job)
+    assert len(outcome.links) == DEFAULT_MAX_LINKS_PER_PAGE == 5_000
+    assert outcome.links_dropped == 45_000
+    job.max_links = 10
+    outcome = process_page(job)
+    assert len(outcome.links) == 10 and outcome.links_dropped == 49_990

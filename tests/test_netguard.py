@@ -70,7 +70,7 @@ def _fetch(url: str) -> None:
     from crawler.fetch import Fetcher, make_client
     from tests.crawling import fetch_limits
 
-    limits = fetch_limits(user_agent="t", page_deadline=5.0)
+    limits = fetch_limits(user_agent="t", page_deadline=5.0, allowed_networks=[])  # the default policy
 
     async def go() -> None:
         async with make_client(limits) as client:
@@ -116,12 +116,14 @@ def test_a_redirect_hop_to_loopback_is_refused(monkeypatch: pytest.MonkeyPatch) 
         # Let the first hop through (as if it were public) by checking only non-literal names as
         # public: the resolver maps the name to the test server, and the check is patched to
         # accept that one answer, so only the redirect's literal 127.0.0.1 is judged for real.
-        import crawler.netguard as netguard
+        from crawler.netpolicy import NetworkPolicy
 
-        real_check = netguard.check_ip
+        real_check = NetworkPolicy.check_ip
         _fake_dns(monkeypatch, {"public.example": ["127.0.0.1"]})
         monkeypatch.setattr(
-            netguard, "check_ip", lambda ip, host: None if host == "public.example" else real_check(ip, host)
+            NetworkPolicy,
+            "check_ip",
+            lambda self, ip, host: None if host == "public.example" else real_check(self, ip, host),
         )
         with pytest.raises(BlockedAddress):
             _fetch(f"http://public.example:{server.server_address[1]}/start")

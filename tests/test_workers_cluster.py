@@ -40,6 +40,7 @@ from tests.cluster import (
     wait_for,
     write_seeds,
 )
+from tests.crawling import local_settings
 from tests.pg import temporary_schema
 from workers.state import CrawlState
 
@@ -138,7 +139,7 @@ def cluster(
     env.update(
         CRAWLER_DATABASE_URL=database,
         CRAWLER_REDIS_URL=redis_db_url(REDIS_DB),
-        CRAWLER_ALLOW_PRIVATE_NETWORKS="1",
+        CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
         CRAWLER_SEEDS_DIR=str(write_seeds(root / "seeds", source, probe)),
         CRAWLER_FLOWER_USER=FLOWER_USER,
         CRAWLER_FLOWER_PASSWORD=FLOWER_PASSWORD,
@@ -163,10 +164,9 @@ def cluster(
 def embedded(site: RunningSite, source: Source, tmp_path_factory: pytest.TempPathFactory) -> CrawlRun:
     """The embedded crawl of the same source, for comparison (runs before the cluster's)."""
     from crawler.crawl import EmbeddedCrawl
-    from settings import get_settings
 
     db = tmp_path_factory.mktemp("embedded") / "store.sqlite3"
-    options = get_settings().crawl_options(allow_private_networks=True, extract_workers=2)
+    options = local_settings().crawl_options(extract_workers=2)
     site.request_log.clear()
     with open_store(f"sqlite:///{db}") as store:
         began = time.monotonic()

@@ -76,13 +76,42 @@ def test_flower_is_loopback_only_and_authenticated(compose: dict[str, Any]) -> N
     flower = compose["services"]["flower"]
     ports = _ports(flower)
     assert ports and all(p.startswith("127.0.0.1:") for p in ports), ports
-    script = " ".join(_argv(flower["command"]))
-    assert "--basic-auth=" in script
-    # The credentials are settings.py's flower_user / flower_password, and the password is required.
+    # The credentials are settings.py's flower_user / flower_password, read from the environment
+    # by workers.app (which makes Flower refuse an empty or default password); the password is
+    # required, never defaulted.
     env = flower["environment"]
     assert "CRAWLER_FLOWER_USER" in env and "CRAWLER_FLOWER_PASSWORD" in env
-    assert "$CRAWLER_FLOWER_USER:$CRAWLER_FLOWER_PASSWORD" in script.replace("$$", "$")
-    assert ":?" in env["CRAWLER_FLOWER_PASSWORD"]
+    assert env["CRAWLER_FLOWER_PASSWORD"].startswith("${CRAWLER_FLOWER_PASSWORD:?")
+    assert _argv(flower["command"])[:4] == ["celery", "-A", "workers.app", "flower"]
+
+
+def _walk_strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _walk_strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _walk_strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_no_credentials_on_any_command_line(compose: dict[str, Any]) -> None:
+    """Command lines are visible to every user (`ps`) and in `docker inspect`'s Cmd/Args."""
+    for name, service in compose["services"].items():
+        words = [*_walk_strings(service.get("command", [])), *_walk_strings(service.get("entrypoint", []))]
+        words += _walk_strings(service.get("healthcheck", {}).get("test", []))
+        text = " ".join(words)
+        assert "--basic-auth" not in text, name
+        assert not re.search(r"PASSWORD|SECRET|://[^/\s:@]+:[^@\s]+@", text, re.I), f"{name}: {text}"
+
+
+def test_no_fixed_default_passwords(compose: dict[str, Any]) -> None:
+    """Every password comes from the environment of `docker compose up`, and is required."""
+    text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    for variable, default in re.findall(r"\$\{(\w*(?:PASSWORD|SECRET)\w*):?-([^}]*)\}", text, re.I):
+        pytest.fail(f"${{{variable}}} defaults to {default!r}: a fixed password")
+    postgres_password = compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert postgres_password.startswith("${POSTGRES_PASSWORD:?"), postgres_password
+    url = compose["x-crawler-env"]["CRAWLER_DATABASE_URL"]
+    assert ":${POSTGRES_PASSWORD:?" in url, url
 
 
 def test_redis_and_postgres_are_not_published(compose: dict[str, Any]) -> None:

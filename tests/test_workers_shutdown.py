@@ -85,7 +85,7 @@ def test_sigterm_hands_the_workers_tasks_back_at_once(
             CRAWLER_DATABASE_URL=database,
             CRAWLER_REDIS_URL=redis_db_url(REDIS_DB),
             CRAWLER_REDIS_KEY_PREFIX="shutdown:",
-            CRAWLER_ALLOW_PRIVATE_NETWORKS="true",
+            CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
             CRAWLER_WORKER_SOFT_SHUTDOWN_TIMEOUT=str(SOFT_SHUTDOWN),
         )
         cluster = Cluster(env, tmp_path)

@@ -84,7 +84,7 @@ def runtime(
 ) -> Iterator[Runtime]:
     monkeypatch.setenv("CRAWLER_SEEDS_DIR", str(tmp_path))  # no seeds: sources come from Redis
     settings = Settings(
-        database_url=pg_url, redis_url=redis_db_url(DB), allow_private_networks=True, per_host_delay=0.0
+        database_url=pg_url, redis_url=redis_db_url(DB), allowed_networks=["127.0.0.0/8"], per_host_delay=0.0
     )
     rt = Runtime(settings, sender=make_app(WorkerConfig.from_settings(settings)))
     try:

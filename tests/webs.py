@@ -24,6 +24,7 @@ from crawler.samplesite import (
     redirect,
     redirect_loop,
     server_error,
+    site_url,
     slow,
     too_many_requests,
     wrong_meta_charset,
@@ -89,7 +90,7 @@ def article_page(number: int, links: Sequence[str] = ()) -> str:
 CONFORMANCE_SITES = {
     "flaky": "a page answers 500 once, then 200: retried and stored in the same run",
     "budget": "a chain of articles under a page budget of 3: the rest wait queued (over_budget)",
-    "redir": "redirects to a page linked too, a chain of two hops, to a missing page, to itself",
+    "redir": "redirects to a page linked too, two hops, a missing page, itself, another site",
     "robots": "robots.txt disallows a directory; links into it are refused, the rest crawled",
 }
 
@@ -108,7 +109,9 @@ def add_conformance_sites(web: SampleWeb) -> None:
 
     web.add_site("redir")
     web.add_route(
-        "redir", "/", html(_index(["/old.html", "/new.html", "/hop1.html", "/gone.html", "/self.html"]))
+        "redir",
+        "/",
+        html(_index(["/old.html", "/new.html", "/hop1.html", "/gone.html", "/self.html", "/away.html"])),
     )
     web.add_route("redir", "/old.html", redirect("/new.html"))
     web.add_route("redir", "/new.html", html(article_page(10)))
@@ -118,6 +121,7 @@ def add_conformance_sites(web: SampleWeb) -> None:
     web.add_route("redir", "/gone.html", redirect("/nowhere.html"))
     web.add_route("redir", "/nowhere.html", not_found())
     web.add_route("redir", "/self.html", redirect("/self.html"))
+    web.add_route("redir", "/away.html", redirect(site_url("robots", "/public/b.html"), 302))
 
     web.add_site("robots", disallow=("/private/",))
     web.add_route("robots", "/", html(_index(["/private/a.html", "/public/b.html", "/public/c.html"])))

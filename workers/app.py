@@ -4,7 +4,7 @@ Run it with::
 
     celery -A workers.app worker -l info          # as many as you like, on any machines
     celery -A workers.app beat -l info            # exactly one: scheduled crawls of the sources
-    celery -A workers.app flower --basic-auth=USER:PASS --address=127.0.0.1 --port=5555
+    celery -A workers.app flower --address=127.0.0.1 --port=5555   # CRAWLER_FLOWER_PASSWORD set
 
 Every value comes from :func:`settings.get_settings` (``CRAWLER_*``). The choices that matter:
 
@@ -19,7 +19,8 @@ Every value comes from :func:`settings.get_settings` (``CRAWLER_*``). The choice
 * ``worker_prefetch_multiplier = 1``: a worker holds one page task beyond the one it runs, so
   a slow page never strands a backlog in one worker;
 * task events on, so that Flower shows every task under its explicit name; Flower's basic auth
-  defaults to the settings' ``flower_user``/``flower_password`` (see :func:`default_flower_auth`).
+  defaults to the settings' ``flower_user``/``flower_password`` and Flower refuses to start
+  without a real password (see :func:`default_flower_auth` and :mod:`workers.flower`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,18 +175,53 @@ def _hand_back_on_sigterm(sig: str = "", how: str = "", **_: Any) -> None:
 
 
 def default_flower_auth(settings: Any | None = None) -> None:
-    """Make Flower's basic auth default to the settings' ``flower_user``/``flower_password``.
+    """Make Flower's basic auth default to the settings' ``flower_user``/``flower_password``,
+    and lock Flower when this process is about to run it (:mod:`workers.flower`).
 
     ``celery -A workers.app flower`` imports this module before Flower reads its ``FLOWER_*``
-    environment variables, so Flower never starts open; ``--basic-auth`` still wins.
+    environment variables, so the credentials travel through the environment, never argv
+    (``--basic-auth`` still wins when given). Flower refuses to start when what it would use is
+    empty or the old default, and serves ``/metrics`` behind the same auth unless
+    ``CRAWLER_FLOWER_PUBLIC_METRICS`` opts in.
     """
     settings = settings if settings is not None else get_settings()
     os.environ.setdefault("FLOWER_BASIC_AUTH", f"{settings.flower_user}:{settings.flower_password}")
+    # The celery command loads its plugins (Flower's command among them) before the app.
+    if "flower.command" in sys.modules:
+        from workers.flower import lock_flower
+
+        lock_flower(public_metrics=settings.flower_public_metrics)
 
 
+def warn_deprecated_settings(settings: Any | None = None) -> None:
+    """Log what the deprecated settings do (the CLI prints the same warning for ``crawl``)."""
+    settings = settings if settings is not None else get_settings()
+    if settings.allow_private_networks:
+        log.warning(
+            "CRAWLER_ALLOW_PRIVATE_NETWORKS is deprecated: it opens loopback and every private range "
+            "to the workers; open only what you crawl with CRAWLER_ALLOWED_NETWORKS (e.g. 127.0.0.0/8)"
+        )
+
+
+def _check_settings_for_the_celery_command() -> None:
+    """Under ``celery -A workers.app ...``, a bad ``CRAWLER_*`` value ends the command with its
+    one-line message and exit code 2, not a traceback through Celery's app loader."""
+    if "celery.bin.celery" not in sys.modules:
+        return  # imported as a library: the caller handles SettingsError
+    from settings import SettingsError
+
+    try:
+        WorkerConfig.from_settings()
+    except (SettingsError, ValueError) as exc:
+        print(f"celery -A workers.app: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+_check_settings_for_the_celery_command()
 config = WorkerConfig.from_settings()
 app = make_app(config)
 default_flower_auth()
+warn_deprecated_settings()
 
 
 # -- sending (by name: senders need not import the task code) -------------------------------------

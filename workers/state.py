@@ -257,6 +257,10 @@ class CrawlState:
         pipe.get(key)
         return float(pipe.execute()[1])
 
+    def budget_used(self, source_id: str, run: float) -> int:
+        """Pages a run has counted against its ``max_pages`` so far."""
+        return int(cast(bytes, self.client.get(self.key("budget", source_id, _run_name(run)))) or 0)
+
     def take_budget(self, source_id: str, run: float, limit: int) -> bool:
         """Count one page against a run's ``max_pages``; False once the budget is spent."""
         key = self.key("budget", source_id, _run_name(run))

@@ -165,9 +165,7 @@ class Runtime:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = make_client(
-                self.limits, allow_private_networks=self.settings.allow_private_networks, max_connections=20
-            )
+            self._client = make_client(self.limits, max_connections=20)
         return self._client
 
     @property
@@ -185,7 +183,9 @@ class Runtime:
     @property
     def robots(self) -> RobotsCache:
         if self._robots is None:
-            self._robots = RobotsCache(self.client, self.limits.user_agent, shared=self.state.robots)
+            self._robots = RobotsCache(
+                self.client, self.limits.user_agent, shared=self.state.robots, policy=self.limits.network
+            )
         return self._robots
 
     @property
@@ -390,6 +390,11 @@ class ClusterPorts:
 
     # Budget
 
+    def spent(self, visit: Visit, source: Source) -> bool:
+        if source.max_pages is None or visit.run is None:
+            return False
+        return self.rt.state.budget_used(source.id, visit.run) >= source.max_pages
+
     def take(self, visit: Visit, source: Source) -> bool:
         if source.max_pages is None or visit.run is None:
             return True
@@ -432,8 +437,8 @@ def visit_ports(rt: Runtime, *, redelivered: bool) -> VisitPorts:
         pages=ports,
         politeness=rt.politeness,
         retry=rt.policy,
-        block_private=not rt.settings.allow_private_networks,
         extract_timeout=rt.settings.extract_timeout,
+        max_links=rt.settings.max_links_per_page,
         now=rt.now,
     )
 

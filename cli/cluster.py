@@ -8,7 +8,7 @@ The cluster itself runs with the standard Celery commands::
 
     celery -A workers.app worker -l info
     celery -A workers.app beat -l info
-    celery -A workers.app flower --basic-auth=USER:PASS --address=127.0.0.1 --port=5555
+    celery -A workers.app flower --address=127.0.0.1 --port=5555   # CRAWLER_FLOWER_PASSWORD set
 
 How ad-hoc start URLs reach the workers: ``crawler enqueue URL...`` without ``--source`` builds a
 source scoped to the URLs' origins (as ``crawler crawl URL`` does) with a stable id
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -86,9 +87,19 @@ def _state(client: redis.Redis) -> CrawlState:
 
 def _run(command: Any, args: argparse.Namespace) -> int:
     try:
+        import workers.app  # noqa: F401  (checks the cluster settings: one line if they clash)
+    except ValueError as exc:
+        from settings import Settings, env_name
+
+        message = " ".join(str(exc).split())
+        for name in sorted(Settings.model_fields, key=len, reverse=True):  # name the variables
+            message = re.sub(rf"\b{name}\b", env_name(name), message)
+        _err(f"crawler: error: the cluster settings do not fit together: {message}")
+        return EXIT_USAGE
+    try:
         return int(command(args))
     except ClusterUnreachable as exc:
-        _err(f"error: {exc}")
+        _err(f"crawler: error: {exc}")
         return EXIT_FAILURE
 
 
@@ -130,13 +141,24 @@ def _enqueue(args: argparse.Namespace) -> int:
         if args.source:
             source = _find_source(args.source, state)
             if source is None:
-                _err(f"enqueue: unknown source {args.source!r} (not in the seeds nor published in Redis)")
+                from seeds import sources_report
+
+                invalid = sources_report().invalid.get(args.source)
+                if invalid is not None:  # a bad file disables only itself
+                    _err(f"enqueue: source {args.source!r} is disabled: {invalid}")
+                else:
+                    _err(f"enqueue: unknown source {args.source!r} (not in the seeds nor published in Redis)")
                 return EXIT_USAGE
         else:
             try:
                 source = Source.from_urls(urls, max_depth=3 if args.max_depth is None else args.max_depth)
             except ValueError as exc:
-                _err(f"enqueue: bad start URL: {exc}")
+                from pydantic import ValidationError
+
+                from crawler.sources import describe_errors
+
+                why = describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+                _err(f"enqueue: bad start URL: {why}")
                 return EXIT_USAGE
         # Published even for seeds: a worker whose image lacks this source still finds it.
         state.put_source(source)
@@ -196,7 +218,12 @@ def _active_tasks(timeout: float) -> dict[str, int] | None:
 
 
 def _store_counts(settings: Any) -> dict[str, Any]:
-    from storage import open_store
+    from storage import StorageError, open_store
+    from storage.location import missing_store
+
+    problem = missing_store(settings.database_url)
+    if problem is not None:  # status only reads: it must not create an empty store
+        raise StorageError(problem)
 
     with open_store(settings.database_url) as store:
         stats = store.stats()
@@ -277,22 +304,36 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
+    """Poll until the queues are empty and nothing is in flight; a progress line on standard
+    error every ``--progress`` seconds (and when the counts change) so a script's log shows it."""
     settings = settings_for_database(getattr(args, "db", None))
-    deadline = time.monotonic() + args.timeout if args.timeout is not None else None
+    started = time.monotonic()
+    deadline = started + args.timeout if args.timeout is not None else None
+    last_line = ""
+    last_printed = -float("inf")
     with _redis(settings) as client:
         idle = 0
         while True:
             counts = cluster_counts(client)
-            busy = sum(counts["queued"].values()) + counts["unacked"]
+            queued = sum(counts["queued"].values())
+            busy = queued + counts["unacked"]
             idle = idle + 1 if busy == 0 else 0
             if idle >= IDLE_POLLS:
+                _err(f"wait: idle after {time.monotonic() - started:.0f} s")
                 return EXIT_OK
             if deadline is not None and time.monotonic() >= deadline:
                 _err(
                     f"wait: timed out after {args.timeout:g} s: "
-                    f"{sum(counts['queued'].values())} queued, {counts['unacked']} delivered and unfinished"
+                    f"{queued} queued, {counts['unacked']} delivered and unfinished"
                 )
                 return EXIT_FAILURE
+            line = f"wait: {queued} queued, {counts['unacked']} delivered and unfinished"
+            now = time.monotonic()
+            due = now - last_printed >= args.progress
+            changed = line != last_line and now - last_printed >= min(args.progress, 1.0)
+            if args.progress > 0 and (due or changed):
+                _err(f"{line} ({now - started:.0f} s)")
+                last_line, last_printed = line, now
             time.sleep(args.interval)
 
 
@@ -301,6 +342,8 @@ def _wait(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``enqueue``, ``status`` and ``wait`` to the ``crawler`` command's subparsers."""
+    from cli import args as checked
+
     enqueue = subparsers.add_parser(
         "enqueue",
         help="queue start URLs or a source run for the Celery workers",
@@ -308,9 +351,16 @@ def register(subparsers: Any) -> None:
         "--source, the URLs are crawled in that source's scope; bare URLs form an ad-hoc source "
         "scoped to their origins; --source alone queues a run of the source (as beat does).",
     )
-    enqueue.add_argument("urls", nargs="*", metavar="URL")
-    enqueue.add_argument("--source", metavar="ID", help="a source id (see `crawler sources`)")
-    enqueue.add_argument("--max-depth", type=int, help="link depth of an ad-hoc source (default 3)")
+    enqueue.add_argument("urls", nargs="*", metavar="URL", type=checked.http_url)
+    enqueue.add_argument(
+        "--source", metavar="ID", type=checked.source_id, help="a source id (see `crawler sources`)"
+    )
+    enqueue.add_argument(
+        "--max-depth",
+        type=checked.integer(0, 50),
+        metavar="N",
+        help="link depth of an ad-hoc source (default 3)",
+    )
     enqueue.set_defaults(func=cmd_enqueue)
 
     status = subparsers.add_parser(
@@ -319,15 +369,36 @@ def register(subparsers: Any) -> None:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument(
         "--inspect-timeout",
-        type=float,
+        type=checked.seconds(0, 60, low_inclusive=False),
         default=1.0,
         metavar="S",
         help="seconds to wait for workers to answer",
     )
-    status.add_argument("--db", metavar="URL", help="database URL (default: CRAWLER_DATABASE_URL)")
+    status.add_argument(
+        "--db", metavar="URL", type=checked.database_url, help="database URL (default: CRAWLER_DATABASE_URL)"
+    )
     status.set_defaults(func=cmd_status)
 
     wait = subparsers.add_parser("wait", help="wait until nothing is queued or running (exit 0), for scripts")
-    wait.add_argument("--timeout", type=float, metavar="S", help="give up (exit 1) after S seconds")
-    wait.add_argument("--interval", type=float, default=0.5, metavar="S", help="seconds between checks")
+    wait.add_argument(
+        "--timeout",
+        type=checked.seconds(0, 30 * 86400, low_inclusive=False),
+        metavar="S",
+        help="give up (exit 1) after S seconds",
+    )
+    wait.add_argument(
+        "--interval",
+        type=checked.seconds(0, 60, low_inclusive=False),
+        default=0.5,
+        metavar="S",
+        help="seconds between checks",
+    )
+    wait.add_argument(
+        "--progress",
+        type=checked.seconds(0, 3600),
+        default=5.0,
+        metavar="S",
+        help="a progress line on standard error when the counts change, and at least every S seconds "
+        "(default 5; 0: none)",
+    )
     wait.set_defaults(func=cmd_wait)
