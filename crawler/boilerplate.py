@@ -126,6 +126,17 @@ META_LABELS: dict[str, str | None] = {
         ),
         "date",
     ),
+    # The issuer, number and dates of an official document (政府信息公开 tables and lines).
+    **dict.fromkeys(_words("发布机构 发布机关 发文机关 发布单位 发文单位 发布部门 发文部门"), "agency"),
+    **dict.fromkeys(_words("发文字号 发文文号 文号 发文号"), "number"),
+    **dict.fromkeys(_words("成文日期 成文时间 印发日期"), "written"),
+    **dict.fromkeys(
+        _words(
+            "索引号 主题分类 信息分类 体裁分类 组配分类 分类 服务对象 主题词 公开方式 公开范围 公开时限 "
+            "有效性 时效性 效力状态 信息类别 所属主题 标题 名称"
+        ),
+        None,
+    ),
     **dict.fromkeys(
         _words(
             "点击 点击数 点击量 点击率 点击次数 浏览 浏览次数 浏览量 阅读 阅读量 阅读次数 访问量 "
@@ -138,10 +149,19 @@ META_LABELS: dict[str, str | None] = {
 # Labels that make a line metadata wherever it stands. The others (时间, 日期, 作者, 文...) also
 # head content lines ("时间：5月10日上午" in a notice), so alone they count only next to another
 # label or in the header zone above the first paragraph.
+_STRONG_FIELDS = ("source", "editor", "agency", "number", "written")
 _STRONG = frozenset(
-    {k for k, v in META_LABELS.items() if v in ("source", "editor") or v is None}
+    {k for k, v in META_LABELS.items() if v in _STRONG_FIELDS or v is None}
     | set(_words("发布时间 发布日期 发表时间 发表日期 更新时间 发稿时间 上传时间 录入时间 添加时间"))
-) - set(_words("文 来自 图片 摄 制作 策划 监制 翻译 编译 分享 原创 标签 阅读 浏览"))
+) - set(_words("文 来自 图片 摄 制作 策划 监制 翻译 编译 分享 原创 标签 阅读 浏览 分类 标题 名称 文号"))
+#: The labels of a government information-disclosure table (索引号, 发文字号, 成文日期...). Its rows
+#: may come without colons ("索引号 11220000…/2022-00426 主题分类 科技"): two such labels make a
+#: line a table row of metadata, not text.
+DISCLOSURE_LABELS: frozenset[str] = frozenset(
+    {k for k, v in META_LABELS.items() if v in ("agency", "number", "written")}
+    | set(_words("索引号 主题分类 信息分类 体裁分类 组配分类 分类 服务对象 主题词 公开方式 公开范围"))
+    | set(_words("公开时限 有效性 时效性 效力状态 信息类别 所属主题 标题 名称 发布日期"))
+)
 
 _LABEL_ALT = "|".join(sorted(map(re.escape, META_LABELS), key=len, reverse=True))
 _META_PAIR = re.compile(rf"(?<![\u4e00-\u9fff])({_LABEL_ALT}){_BLANK}{_COLON}")
@@ -162,12 +182,50 @@ class MetaLine:
     strong: bool
 
 
+# A label set with blanks between its characters to align a table ("索 引 号：", "标　　题：").
+_SPACED_LABEL = re.compile(
+    r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff](?:[ \u3000\u00a0]+[\u4e00-\u9fff]){1,3}(?=[ \u3000\u00a0]*[:：︰])"
+)
+
+
+def _join_spaced_label(match: re.Match[str]) -> str:
+    joined = _WS.sub("", match.group(0))
+    return joined if joined in META_LABELS else match.group(0)
+
+
+#: The disclosure labels as a regex alternation, longest first, blanks allowed between characters.
+DISCLOSURE_ALT = "|".join(
+    "[ \u3000\u00a0]*".join(map(re.escape, label))
+    for label in sorted(DISCLOSURE_LABELS, key=len, reverse=True)
+)
+_DISCLOSURE_CELL = re.compile(rf"(?<![\u4e00-\u9fff])({DISCLOSURE_ALT}){_BLANK}{_COLON}?(?=\s|$|[:：︰])")
+
+
+def parse_disclosure_row(text: str) -> MetaLine | None:
+    """A row of an information-disclosure table read as text, labels with or without colons
+    ("索引号 11220000…/2022-00426 主题分类 科技", "发文机关 吉林省人民政府 成文日期 2022年01月27日"):
+    it starts with such a label and has two. None otherwise."""
+    matches = list(_DISCLOSURE_CELL.finditer(text))
+    if len(matches) < 2 or text[: matches[0].start()].strip(" 　|│"):
+        return None
+    pairs: list[tuple[str, str]] = []
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[m.end() : end].strip(" 　\t|│:：")
+        if _visible_len(value) > 80:
+            return None
+        pairs.append((_WS.sub("", m.group(1)), value))
+    return MetaLine(pairs, True)
+
+
 def parse_meta_line(text: str) -> MetaLine | None:
     """Split a line made only of ``label：value`` pairs (plus a leading dateline and trailing
     buttons); None if anything else is on it. A date inside a value becomes its own pair."""
     core = _BRACKETS.sub("", text.strip())
     if not core or _visible_len(core) > 120:
         return None
+    if " " in core or "\u3000" in core or "\u00a0" in core:
+        core = _SPACED_LABEL.sub(_join_spaced_label, core)
     pairs: list[tuple[str, str]] = []
     lead = _LEADING_DATE.match(core)
     if lead:
@@ -184,7 +242,7 @@ def parse_meta_line(text: str) -> MetaLine | None:
         if _visible_len(value) > 40 or value.endswith(("。", "！", "？")):
             return None  # a sentence, not a field value
         dated = _VALUE_DATE.search(value)
-        if dated and META_LABELS.get(m.group(1)) != "date":
+        if dated and META_LABELS.get(m.group(1)) not in ("date", "written"):
             pairs.append(("日期", dated.group(0)))
             value = (value[: dated.start()] + " " + value[dated.end() :]).strip()
         pairs.append((m.group(1), value))
@@ -348,6 +406,21 @@ def is_return_link(text: str) -> bool:
     return bool(_RETURN.match(text)) and _visible_len(text) <= 24
 
 
+# -- rule: reader-reaction widgets ---------------------------------------------------------------
+
+# The like/dislike bar of feed and news portals ("不感兴趣 减少此类内容", "已标记为不喜欢内容，系统将
+# 减少此类推荐", "文章不错，点个赞吧"): it sits under the story, and says nothing of it.
+_REACTION = re.compile(
+    r"减少(?:或屏蔽)?此类|屏蔽此类|此类(?:内容)?推荐|不感兴趣|标记为不喜欢|文章不错|点个赞|赞一个|"
+    r"觉得(?:不错|有用|好看)就?(?:点|赞|分享)|内容(?:有用|没用)吗"
+)
+
+
+def is_reaction(text: str) -> bool:
+    """A line of a like/dislike or "was this useful" widget."""
+    return _visible_len(text) <= 40 and bool(_REACTION.search(text))
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 _PIPES = re.compile(r"\s*[|│┃]\s*")
@@ -410,6 +483,10 @@ def _line_rule(line: Line, out: Cleaned, header: bool) -> str | None:
     if meta is not None and (meta.strong or header):
         _read_meta(meta, line.text, out)
         return "metadata"
+    row = parse_disclosure_row(key)
+    if row is not None:
+        _read_meta(row, line.text, out)
+        return "metadata"
     if header and is_date_line(key):
         out.meta.setdefault("date", key.strip(" ()（）[]"))
         return "metadata"
@@ -423,6 +500,7 @@ def _line_rule(line: Line, out: Cleaned, header: bool) -> str | None:
         ("copyright", is_copyright),
         ("contribution", is_contribution),
         ("return_link", is_return_link),
+        ("reaction", is_reaction),
     )
     for name, check in checks:
         if check(key):
@@ -584,16 +662,21 @@ def _drop_title_lines(lines: list[Line], titles: list[str], out: Cleaned) -> lis
             and not is_date_line(key)
         )
 
+    def is_repeated_headline(line: Line) -> bool:  # a heading that is the title (plus a button)
+        form = _norm_title(line.key)
+        return line.kind == "head" and any(f in form and len(form) - len(f) <= 6 for f in forms)
+
+    later = {i for i in range(top, len(lines)) if is_repeated_headline(lines[i])}
     hits = [i for i in range(top) if is_title(lines[i])]
     if not hits:
-        return lines
+        return _drop_indices(lines, later, "title", out)
     start, end = hits[0], hits[-1]
     while start > 0 and is_headline_part(lines[start - 1]):
         start -= 1
     while end + 1 < top and is_headline_part(lines[end + 1]):
         end += 1
     drop = {i for i in range(start, end + 1) if i in hits or is_headline_part(lines[i])}
-    return _drop_indices(lines, drop, "title", out)
+    return _drop_indices(lines, drop | later, "title", out)
 
 
 def _drop_indices(lines: list[Line], drop: set[int], rule: str, out: Cleaned) -> list[Line]:

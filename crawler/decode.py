@@ -17,7 +17,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from crawler.normalize import GARBLED_THRESHOLD, garble_score
+from crawler.normalize import COMMON_HANZI, GARBLED_THRESHOLD, garble_score
 
 #: How far into the body we look for ``<meta charset>``. WHATWG prescans 1024 bytes; real
 #: Chinese portals put kilobytes of scripts and styles first, so we look further.
@@ -165,8 +165,49 @@ def _lenient(body: bytes, codec: str) -> str | None:
     damaged = text.count("\ufffd")
     nonascii = len(text) - len(text.encode("ascii", "ignore"))
     if damaged <= max(2, MAX_DAMAGE * nonascii) and nonascii >= 20 * damaged:
-        return text
+        return _repair_utf8(body) if codec == "utf-8" else text
     return None
+
+
+_HIGH_BYTES = re.compile(rb"[\x80-\xff]+")
+#: What a GBK fragment inside a UTF-8 page may decode to: common hanzi and CJK punctuation.
+_CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）《》【】〔〕—…·　")
+
+
+#: A run of fewer bytes is not read as GB18030: two bytes of a cut UTF-8 character (E4 B8) are
+#: also a GBK hanzi (涓), so a fragment must hold at least two characters to be told apart.
+MIN_GBK_RUN = 4
+
+
+def _repair_run(run: bytes) -> str:
+    try:
+        return run.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    fixed = ""
+    if len(run) >= MIN_GBK_RUN:
+        try:
+            fixed = run.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+    if fixed and all(ch in COMMON_HANZI or ch in _CJK_PUNCTUATION for ch in fixed):
+        return fixed
+    return run.decode("utf-8", "replace")
+
+
+def _repair_utf8(body: bytes) -> str:
+    """A UTF-8 page with a few invalid bytes: each run of non-ASCII bytes that is not UTF-8 is
+    read as GB18030 when that gives common hanzi (a GBK fragment pasted into a UTF-8 template or
+    include), else with U+FFFD as before. Only called once the page is known to be UTF-8 with
+    little damage, so it costs nothing on clean pages."""
+    parts: list[str] = []
+    last = 0
+    for match in _HIGH_BYTES.finditer(body):
+        parts.append(body[last : match.start()].decode("ascii"))
+        parts.append(_repair_run(match.group(0)))
+        last = match.end()
+    parts.append(body[last:].decode("ascii"))
+    return "".join(parts)
 
 
 def _verified(body: bytes, codec: str) -> str | None:
