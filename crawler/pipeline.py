@@ -22,6 +22,7 @@ from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
 from crawler.document import Document, utcnow
 from crawler.errors import (
+    DamagedText,
     DecodeCrashed,
     EmptyExtraction,
     ExtractionCrashed,
@@ -68,6 +69,10 @@ class PageOutcome:
     #: The document's dedup keys (exact hash, MinHash signature, LSH bands), computed here in the
     #: worker process so that the single writer only looks up and compares.
     fingerprint: Fingerprint | None = None
+    #: The page lost bytes before or while it was decoded: replacement runs (U+FFFD, 锟斤拷) were
+    #: dropped from its stored text or title. The document is kept; crawl stats count these
+    #: (reason :class:`crawler.errors.DamagedText`).
+    damaged: bool = False
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -157,6 +162,9 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
+    if extraction.damaged:
+        outcome.damaged = True
+        log.info("%s on %s: replacement characters dropped from the text", DamagedText.reason, job.final_url)
     outcome.fingerprint = Fingerprint.of(extraction.text, keep_shingles=job.keep_shingles)
     outcome.document = build_document(
         extraction,
@@ -197,6 +205,7 @@ def build_document(
         title=extraction.title,
         published_at=extraction.published_at,
         agency=extraction.agency,
+        document_number=extraction.document_number,
         author=extraction.author,
         text=extraction.text,
         content_hash=content_hash or _content_hash(extraction.text),
