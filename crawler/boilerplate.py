@@ -201,12 +201,19 @@ DISCLOSURE_ALT = "|".join(
 _DISCLOSURE_CELL = re.compile(rf"(?<![\u4e00-\u9fff])({DISCLOSURE_ALT}){_BLANK}{_COLON}?(?=\s|$|[:：︰])")
 
 
-def parse_disclosure_row(text: str) -> MetaLine | None:
+#: Labels too common in data tables ("名称 数量 金额") to make a one-label row metadata.
+_GENERIC_LABELS = frozenset(_words("标题 名称 分类"))
+
+
+def parse_disclosure_row(text: str, min_labels: int = 2) -> MetaLine | None:
     """A row of an information-disclosure table read as text, labels with or without colons
     ("索引号 11220000…/2022-00426 主题分类 科技", "发文机关 吉林省人民政府 成文日期 2022年01月27日"):
-    it starts with such a label and has two. None otherwise."""
+    it starts with such a label and has ``min_labels`` of them (a table row, known to be one,
+    may have a single specific label: "有效性 有效"). None otherwise."""
     matches = list(_DISCLOSURE_CELL.finditer(text))
-    if len(matches) < 2 or text[: matches[0].start()].strip(" 　|│"):
+    if len(matches) < min_labels or not matches or text[: matches[0].start()].strip(" 　|│"):
+        return None
+    if len(matches) == 1 and _WS.sub("", matches[0].group(1)) in _GENERIC_LABELS:
         return None
     pairs: list[tuple[str, str]] = []
     for i, m in enumerate(matches):
@@ -424,13 +431,16 @@ def is_reaction(text: str) -> bool:
 # -- the pipeline ---------------------------------------------------------------------------------
 
 _PIPES = re.compile(r"\s*[|│┃]\s*")
+# The rule line trafilatura writes under a table's first row ("| --- | --- |"): markup, not text.
+_RULE_ROW = re.compile(r"^[\s|│┃:]*-{3,}[\s|│┃:-]*$")
 
 
 def tidy(line: Line) -> Line:
-    """Table rows and table-layout leftovers lose their pipes (cells joined by a space)."""
+    """Table rows and table-layout leftovers lose their pipes (cells joined by a space); the
+    header rule line under a table's first row goes."""
     text = line.text
     if "|" in text or "│" in text or "┃" in text:
-        text = _PIPES.sub(" ", text)
+        text = "" if _RULE_ROW.match(text) else _PIPES.sub(" ", text)
     text = text.strip()
     return line if text == line.text else Line(text, line.kind)
 
@@ -483,7 +493,7 @@ def _line_rule(line: Line, out: Cleaned, header: bool) -> str | None:
     if meta is not None and (meta.strong or header):
         _read_meta(meta, line.text, out)
         return "metadata"
-    row = parse_disclosure_row(key)
+    row = parse_disclosure_row(key, 1 if line.kind == "row" else 2)
     if row is not None:
         _read_meta(row, line.text, out)
         return "metadata"
