@@ -25,6 +25,9 @@ META_SCAN_BYTES = 8192
 #: Share of damaged characters (U+FFFD after a lenient decode) we accept from a charset that
 #: otherwise fits: saved pages often have a truncated sequence or a stray byte or two.
 MAX_DAMAGE = 0.003
+#: Up to this share of damage a UTF-8 decode is tried again with its invalid runs read as GBK
+#: (a fragment pasted from a GBK page); a GBK page read as UTF-8 is damaged far beyond it.
+MIXED_DAMAGE = 0.05
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xef\xbb\xbf", "utf-8"),
@@ -164,8 +167,12 @@ def _lenient(body: bytes, codec: str) -> str | None:
     text = body.decode(codec, "replace")
     damaged = text.count("\ufffd")
     nonascii = len(text) - len(text.encode("ascii", "ignore"))
+    if codec == "utf-8" and damaged <= MIXED_DAMAGE * nonascii:
+        # a GBK fragment in a UTF-8 page: damage only until the fragment is read as GBK
+        text = _repair_utf8(body)
+        damaged = text.count("\ufffd")
     if damaged <= max(2, MAX_DAMAGE * nonascii) and nonascii >= 20 * damaged:
-        return _repair_utf8(body) if codec == "utf-8" else text
+        return text
     return None
 
 
@@ -198,8 +205,8 @@ def _repair_run(run: bytes) -> str:
 def _repair_utf8(body: bytes) -> str:
     """A UTF-8 page with a few invalid bytes: each run of non-ASCII bytes that is not UTF-8 is
     read as GB18030 when that gives common hanzi (a GBK fragment pasted into a UTF-8 template or
-    include), else with U+FFFD as before. Only called once the page is known to be UTF-8 with
-    little damage, so it costs nothing on clean pages."""
+    include), else with U+FFFD as before. Only called on a page that is UTF-8 but for a little
+    damage (:data:`MIXED_DAMAGE`), so it costs nothing on clean UTF-8 or GBK pages."""
     parts: list[str] = []
     last = 0
     for match in _HIGH_BYTES.finditer(body):

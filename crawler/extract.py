@@ -138,9 +138,11 @@ def extract(html: str, url: str | None = None) -> Extraction:
         title = _squash(title) or None
 
     meta = {**page_meta, **cleaned.meta}  # a line inside the text is the more specific
-    agency = _agency(meta.get("agency")) or _agency(meta.get("source") or head.source)
-    if converted and agency:
-        agency = strip_pinyin_readings(agency)
+    source = head.source
+    if converted:
+        meta = {key: strip_pinyin_readings(value) for key, value in meta.items()}
+        source = strip_pinyin_readings(source) if source else source
+    agency = _agency(meta.get("agency")) or _agency(meta.get("source") or source)
     return Extraction(
         text=text,
         title=title,
@@ -457,6 +459,8 @@ def read_page_meta(tree: HtmlElement) -> dict[str, str]:
             text = _squash(el.text_content())
             if len(text) > 160:
                 break
+            if "(" in text or "（" in text:  # a repost's readings would cut a value short
+                text = strip_pinyin_readings(text)
             simplified = to_simplified(text)
             meta = boilerplate.parse_meta_line(simplified) or boilerplate.parse_disclosure_row(simplified)
             if meta is not None and meta.strong and any(v for _, v in meta.pairs):
@@ -482,7 +486,7 @@ def _read_label_cell(cell: HtmlElement, found: dict[str, str]) -> None:
         value = _squash(nxt.text_content())
     if not value or len(value) > 80:
         return
-    line = f"{label.rstrip(':：︰ ')}：{value}"
+    line = strip_pinyin_readings(f"{label.rstrip(':：︰ ')}：{value}")
     meta = boilerplate.parse_meta_line(to_simplified(line))
     if meta is not None:
         boilerplate.read_meta(meta, line, found)
@@ -582,7 +586,9 @@ def _cut_weak_suffix(part: str, site_names: list[str], had_site: bool) -> str:
     if not seps:
         return part
     head, tail = part[: seps[-1].start()].strip(), part[seps[-1].end() :].strip()
-    if head and tail and _site_like(tail, site_names):
+    # a site name after a weak separator is shorter than the title ("京津冀-长三角协同创新论坛" is
+    # one title), unless the page declares it
+    if head and tail and _site_like(tail, site_names) and (len(head) >= len(tail) or tail in site_names):
         return _cut_weak_suffix(head, site_names, True)
     lead, rest = part[: seps[0].start()].strip(), part[seps[0].end() :].strip()
     if lead and rest and _site_like(lead, site_names) and not _site_like(rest, site_names):
