@@ -198,6 +198,7 @@ DISCLOSURE_ALT = "|".join(
     "[ \u3000\u00a0]*".join(map(re.escape, label))
     for label in sorted(DISCLOSURE_LABELS, key=len, reverse=True)
 )
+_DISCLOSURE_START = re.compile(rf"[ 　|│]*(?:{DISCLOSURE_ALT})")
 _DISCLOSURE_CELL = re.compile(rf"(?<![\u4e00-\u9fff])({DISCLOSURE_ALT}){_BLANK}{_COLON}?(?=\s|$|[:：︰])")
 
 
@@ -210,6 +211,8 @@ def parse_disclosure_row(text: str, min_labels: int = 2) -> MetaLine | None:
     ("索引号 11220000…/2022-00426 主题分类 科技", "发文机关 吉林省人民政府 成文日期 2022年01月27日"):
     it starts with such a label and has ``min_labels`` of them (a table row, known to be one,
     may have a single specific label: "有效性 有效"). None otherwise."""
+    if not _DISCLOSURE_START.match(text):  # most lines fail here, at their first character
+        return None
     matches = list(_DISCLOSURE_CELL.finditer(text))
     if len(matches) < min_labels or not matches or text[: matches[0].start()].strip(" 　|│"):
         return None
@@ -231,7 +234,7 @@ def parse_meta_line(text: str) -> MetaLine | None:
     core = _BRACKETS.sub("", text.strip())
     if not core or _visible_len(core) > 120:
         return None
-    if " " in core or "\u3000" in core or "\u00a0" in core:
+    if ("：" in core or ":" in core) and (" " in core or "\u3000" in core or "\u00a0" in core):
         core = _SPACED_LABEL.sub(_join_spaced_label, core)
     pairs: list[tuple[str, str]] = []
     lead = _LEADING_DATE.match(core)
@@ -422,9 +425,13 @@ _REACTION = re.compile(
     r"觉得(?:不错|有用|好看)就?(?:点|赞|分享)|内容(?:有用|没用)吗"
 )
 
+_REACTION_CHARS = frozenset("类趣欢错赞得用")
+
 
 def is_reaction(text: str) -> bool:
     """A line of a like/dislike or "was this useful" widget."""
+    if len(text) > 60 or _REACTION_CHARS.isdisjoint(text):  # one character of every phrase
+        return False
     return _visible_len(text) <= 40 and bool(_REACTION.search(text))
 
 
@@ -673,8 +680,10 @@ def _drop_title_lines(lines: list[Line], titles: list[str], out: Cleaned) -> lis
         )
 
     def is_repeated_headline(line: Line) -> bool:  # a heading that is the title (plus a button)
+        if line.kind != "head":
+            return False
         form = _norm_title(line.key)
-        return line.kind == "head" and any(f in form and len(form) - len(f) <= 6 for f in forms)
+        return any(f in form and len(form) - len(f) <= 6 for f in forms)
 
     later = {i for i in range(top, len(lines)) if is_repeated_headline(lines[i])}
     hits = [i for i in range(top) if is_title(lines[i])]

@@ -408,7 +408,7 @@ def read_head(tree: HtmlElement, url: str | None) -> Head:
 
 
 _SITE_NAME_XPATH = (
-    "//meta[@property='og:site_name' or @name='SiteName' or @name='sitename' or @name='site_name'"
+    "/html/head/meta[@property='og:site_name' or @name='SiteName' or @name='sitename' or @name='site_name'"
     " or @name='application-name']/@content"
 )
 
