@@ -8,9 +8,11 @@ boilerplate, one that recurs across sites; none is tuned to a single page.
 The rules work on lines (a paragraph, heading, list item or table row each) and read them in
 Simplified script, so that 來源/點擊 on a Traditional page are caught like 来源/点击; the text
 that is kept keeps its own script. Metadata lines are read before they are dropped, so the
-extractor still learns the page's 来源 (agency), 作者 and dates. What is content stays: an
-official notice ends with its issuing body and date ("科学技术部" / "2024年5月6日"), and those
-lines are never touched.
+extractor still learns the page's 来源 (agency), 作者 and dates, and an official document's
+发布机构, 发文字号 and 成文日期 (its information-disclosure table's rows, with or without colons,
+are metadata lines too). What is content stays: an official notice ends with its issuing body
+and date ("科学技术部" / "2024年5月6日"), and those lines are never touched; its document number
+under the headline stays in the text too.
 """
 
 from __future__ import annotations

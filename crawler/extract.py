@@ -5,7 +5,11 @@ The page is parsed once into an lxml tree, from text we decoded ourselves (see
 that tree. Then the tree is narrowed to the article where the page says where it is, streams of
 other stories are pruned, trafilatura extracts the article region, the Chinese-portal rules of
 :mod:`crawler.boilerplate` remove the chrome that sits inside that region, and
-:func:`crawler.normalize.normalize_text` gives the stored form.
+:func:`crawler.normalize.normalize_text` gives the stored form: a converted repost's pinyin
+readings go (from text, title and metadata alike, decided by their density), replacement
+characters are dropped and the page flagged ``damaged``. The metadata of an official document
+(issuing agency, document number, dates) is read from its 发布机构/发文字号 lines and its
+information-disclosure table, wherever they stand.
 
 Each choice below was measured on the labelled corpus (``python -m crawler.evaluate``); the
 docstrings say what it bought. None is keyed to a site or a URL.
