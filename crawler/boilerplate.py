@@ -543,10 +543,18 @@ def read_meta(meta: MetaLine, original: str, into: dict[str, str]) -> None:
         into[field_name] = original[at : at + len(value)] if at >= 0 else value
 
 
+# The site's address line of a footer ("地址：…　邮编：…　电话：…"): long, but not a paragraph.
+_CONTACT_LABEL = re.compile(r"(?:地址|邮编|邮政编码|电话|传真|邮箱)\s*[:：]")
+
+
+def _is_contact_line(line: Line) -> bool:
+    return len(_CONTACT_LABEL.findall(line.key)) >= 2 and not line.key.endswith(_SENTENCE_END)
+
+
 def _cut_footer(lines: list[Line], out: Cleaned) -> list[Line]:
     """The site footer: from the first copyright/ICP line after which no paragraph follows,
-    everything goes (关于我们, 联系我们, the QR-code caption...)."""
-    last_prose = max((i for i, x in enumerate(lines) if _is_prose(x)), default=-1)
+    everything goes (关于我们, 联系我们, the QR-code caption, the site's address line...)."""
+    last_prose = max((i for i, x in enumerate(lines) if _is_prose(x) and not _is_contact_line(x)), default=-1)
     for i in range(max(last_prose + 1, 1), len(lines)):
         if is_copyright(lines[i].key):
             return _drop_indices(lines, set(range(i, len(lines))), "footer", out)

@@ -110,7 +110,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
 
     # on a discussion page the replies live outside the question's <article>
     region = tree if discussion else _article_region(tree)
-    _prune_streams(region)
+    _prune_streams(region, head.title)
     _keep_attachment_lines(region)
     min_size = MIN_EXTRACTED_SIZE if region is tree else ARTICLE_MIN_EXTRACTED_SIZE
     lines = _main_lines(region, url, discussion, min_size)
@@ -204,22 +204,24 @@ _STREAM_ATTR = re.compile(
 MAX_PRUNE_SHARE = 0.5
 
 
-def _prune_streams(root: HtmlElement) -> None:
+def _prune_streams(root: HtmlElement, title: str | None = None) -> None:
     """Remove recommendation streams and headline lists (see :data:`_STREAM_ATTR`).
 
-    Never an element that holds the headline (the page's first ``<h1>``), an ``<article>``, or
-    most of the text. A stream whose items are set as ``<h1>`` (feed portals do that below the
-    story) is still a stream.
+    Never an element that holds the headline, an ``<article>``, or most of the text. The
+    headline is the page's only ``<h1>``, or, when it has several, one that is the title: a
+    stream whose items are set as ``<h1>`` (feed portals do that below the story) is still a
+    stream.
     """
     total = 0  # the page's text length, counted once a candidate needs it
-    headline: HtmlElement | None = None
+    h1s: list[HtmlElement] | None = None
     doomed = []
     for el in root.iter("div", "section", "ul", "ol", "aside", "dl", "table"):
         if not _STREAM_ATTR.search(f"{el.get('class', '')} {el.get('id', '')}"):
             continue
-        if headline is None:
-            headline = next(root.iter("h1"), root)
-        if headline is not root and any(h is headline for h in el.iter("h1")):
+        if h1s is None:
+            h1s = list(root.iter("h1"))
+        inner = list(el.iter("h1"))
+        if inner and (len(h1s) == 1 or not title or any(_is_headline(h, title) for h in inner)):
             continue
         if el.find(".//article") is not None:
             continue
@@ -230,6 +232,11 @@ def _prune_streams(root: HtmlElement) -> None:
     for el in doomed:
         if el.getparent() is not None:
             el.drop_tree()
+
+
+def _is_headline(h1: HtmlElement, title: str) -> bool:
+    text = _squash(h1.text_content())
+    return bool(text) and (text in title or title in text)
 
 
 _ATTACHMENT = re.compile(r"^\s*附\s*件\s*\d*\s*[:：]?")

@@ -423,3 +423,14 @@ def test_the_headline_repeated_as_a_heading_below_the_text_goes() -> None:
     title = "美官员否认伊朗直升机事故存在谋杀行为"
     lines = [Line(P1), Line(title + "播报文章", "head"), Line(P2), Line("一、总体要求", "head"), Line(P3)]
     assert [x.text for x in clean(lines, titles=[title]).lines] == [P1, P2, "一、总体要求", P3]
+
+
+def test_the_footer_is_cut_even_when_the_sites_address_line_follows_it() -> None:
+    """A long "地址：…　邮编：…　电话：…" line after the ICP line is the site's, not a paragraph."""
+    contact = "联系人及电话：基础研究司 010-58881000；材料寄送地址：北京市海淀区复兴路乙15号，邮编：100862。"
+    footer = [
+        "主办单位：科学技术部　京ICP备05000000号",
+        "联系我们 网站地图 使用帮助",
+        "地址：北京市海淀区复兴路乙15号　邮编：100862　电话：010-58881800　传真：010-58881801",
+    ]
+    assert kept("\n".join([P1, P2, contact, *footer])) == [P1, P2, contact]

@@ -481,3 +481,32 @@ def test_a_document_number_under_the_headline_stays_in_the_text_and_is_read() ->
     assert got.text.startswith("国科发区〔2024〕12号\n各有关单位：")
     assert got.document_number == "国科发区〔2024〕12号"
     assert extract(portal()).document_number is None  # no number: none made up
+
+
+# -- streams of other stories ---------------------------------------------------------------------
+
+
+def test_a_stream_whose_items_are_h1_headlines_is_pruned() -> None:
+    """Feed portals set each recommended story below the article as an <h1>; the article's own
+    headline is the one that is the title."""
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    html = (
+        f"<html><head><title>{TITLE}_快资讯</title></head><body>"
+        f"<div class='detail'><h1>{TITLE}</h1>{body}</div>"
+        "<div class='detail-content__recommend--wrapper'><h1>31岁在春晚一炮而红，观众都以为他隐退了</h1>"
+        "<p>他曾是晚会上最受欢迎的演员之一，如今很少有人记得他的名字和作品。</p></div></body></html>"
+    )
+    got = extract(html)
+    assert got.text == "\n".join(PARAS) and got.title == TITLE
+
+
+def test_a_container_holding_the_headline_is_never_pruned_even_beside_a_logo_h1() -> None:
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    html = (
+        f"<html><head><title>{TITLE} - 科学技术部</title></head><body><h1 class='logo'>科学技术部</h1>"
+        f"<div class='news related-content'><h1>{TITLE}</h1>{body}</div>"
+        "<div class='footer'><p>主办单位：科学技术部　京ICP备05000000号</p><p>联系我们 网站地图 使用帮助</p>"
+        "<p>地址：北京市海淀区复兴路乙15号　邮编：100862　电话：010-58881800　传真：010-58881801</p></div>"
+        "</body></html>"
+    )
+    assert extract(html).text == "\n".join(PARAS)
