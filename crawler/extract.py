@@ -529,9 +529,11 @@ _SITE_PART = re.compile(
     r"^.{0,6}(?:公告|通告|动态|要闻|资讯|快讯|专题|栏目|公开|法规|解读|新闻中心)$",
     re.IGNORECASE,
 )
-# ... or names the body that runs it (科学技术部, 四川省科学技术厅, 某某市科技局, 人民政府).
+# ... or names the body that runs it (科学技术部, 四川省科学技术厅, 某某市科技局, 人民政府), which a
+# headline about such a body does not look like ("关于成立科技伦理委员会", "市政府召开…的中心").
 _ORG_PART = re.compile(
-    r"^[\u4e00-\u9fff·（）()]{2,24}(?:部|厅|局|委|委员会|办公厅|办公室|政府|中心|研究院|科学院|管委会|协会|"
+    r"^(?!.*(?:关于|的|召开|举行|成立|印发|通知|公布|开展|揭牌|组建))"
+    r"[\u4e00-\u9fff·（）()]{2,24}(?:部|厅|局|委|委员会|办公厅|办公室|政府|中心|研究院|科学院|管委会|协会|"
     r"学会|联合会|日报|晚报|报社|杂志社|电视台|电台|新闻社|通讯社|在线|之窗|平台)$"
 )
 #: A title is cut at a weak separator without a site name after it only when the tail is at most

@@ -333,6 +333,17 @@ def test_title_loses_site_names_but_not_its_own_dashes(
     assert best_title(doc_title, None, [], site_names) == expected
 
 
+def test_a_headline_about_a_body_is_not_taken_for_a_site_name() -> None:
+    assert (
+        best_title("关于成立科技伦理委员会 - 科学技术部", None, ["关于成立科技伦理委员会"])
+        == "关于成立科技伦理委员会"
+    )
+    assert (
+        best_title("浙江省人民政府 - 省政府组建数字化改革研究中心", None, [])
+        == "省政府组建数字化改革研究中心"
+    )
+
+
 def test_a_logo_h1_naming_the_site_is_not_the_title() -> None:
     assert best_title(
         "中华人民共和国科学技术部 - 关于开展科技统计工作的通知", None, ["中华人民共和国科学技术部"]
