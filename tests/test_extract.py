@@ -183,6 +183,18 @@ def test_guess_lang() -> None:
     assert guess_lang("x") is None
 
 
+def test_lang_of_the_shared_samples() -> None:
+    """000-003 are Traditional reposts (with readings and a mojibake stretch), 004 is Simplified."""
+    from pathlib import Path
+
+    from crawler.normalize import normalize_text
+
+    samples = Path(__file__).resolve().parents[2] / "shared" / "samples"
+    for path in sorted(samples.glob("*.txt")) if samples.is_dir() else []:
+        expected = "zh-Hans" if path.name.startswith("004") else "zh-Hant"
+        assert guess_lang(normalize_text(path.read_text(encoding="utf-8"))) == expected, path.name
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=2000))
 def test_extract_raises_nothing_but_extraction_errors(html: str) -> None:
