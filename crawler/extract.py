@@ -457,30 +457,44 @@ def read_page_meta(tree: HtmlElement) -> dict[str, str]:
     label cells whose values sit in the next cell."""
     found: dict[str, str] = {}
     for node in _meta_text(tree)[:MAX_META_NODES]:
-        el = node.getparent()
-        is_tail = getattr(node, "is_tail", False)
-        if el is not None and not is_tail and el.tag in _CELL_TAGS and _LABEL_CELL.match(to_simplified(node)):
-            _read_label_cell(el, found)
-            continue
-        if el is not None and is_tail:
-            el = el.getparent()
-        for _ in range(3):  # the label may sit in a <small> or <span> inside the line
-            if el is None or el.tag in ("body", "html", "script", "style"):
-                break
-            text = _squash(el.text_content())
-            if len(text) > 160:
-                break
-            if "(" in text or "（" in text:  # a repost's readings would cut a value short
-                text = strip_pinyin_readings(text)
-            simplified = to_simplified(text)
-            meta = boilerplate.parse_meta_line(simplified) or boilerplate.parse_disclosure_row(simplified)
-            if meta is not None and meta.strong and any(v for _, v in meta.pairs):
-                boilerplate.read_meta(meta, text, found)
-                break
-            el = el.getparent()
+        # Once the page's own 来源 and date are known, later labels (a comment's 作者, a list's
+        # 来源) only complete what an official document adds: its issuer, number, signing date.
+        into = found if not ("source" in found and "date" in found) else {}
+        _read_node(node, into)
+        if into is not found:
+            for key in ("agency", "number", "written"):
+                if key in into:
+                    found.setdefault(key, into[key])
         if {"source", "date", "agency", "number"} <= found.keys():
             break
     return found
+
+
+def _read_node(node: etree._ElementUnicodeResult, found: dict[str, str]) -> None:
+    """Read the metadata line or label cell that holds a text node with a label."""
+    el = node.getparent()
+    is_tail = getattr(node, "is_tail", False)
+    if el is not None and not is_tail and el.tag in _CELL_TAGS and _LABEL_CELL.match(to_simplified(node)):
+        whole = el.text_content()  # the label alone in its element, not "来源:<a>新华网</a>"
+        if len(whole) <= 24 and _LABEL_CELL.match(to_simplified(whole)):
+            _read_label_cell(el, found)
+            return
+    if el is not None and is_tail:
+        el = el.getparent()
+    for _ in range(3):  # the label may sit in a <small> or <span> inside the line
+        if el is None or el.tag in ("body", "html", "script", "style"):
+            return
+        text = _squash(el.text_content())
+        if len(text) > 160:
+            return
+        if "(" in text or "（" in text:  # a repost's readings would cut a value short
+            text = strip_pinyin_readings(text)
+        simplified = to_simplified(text)
+        meta = boilerplate.parse_meta_line(simplified) or boilerplate.parse_disclosure_row(simplified)
+        if meta is not None and meta.strong and any(v for _, v in meta.pairs):
+            boilerplate.read_meta(meta, text, found)
+            return
+        el = el.getparent()
 
 
 def _read_label_cell(cell: HtmlElement, found: dict[str, str]) -> None:
