@@ -533,3 +533,15 @@ def test_a_container_holding_the_headline_is_never_pruned_even_beside_a_logo_h1(
         "</body></html>"
     )
     assert extract(html).text == "\n".join(PARAS)
+
+
+def test_a_label_with_its_value_in_a_link_is_a_line_not_a_label_cell() -> None:
+    from crawler.extract import read_page_meta
+
+    tree = parse_html(
+        "<html><body><div class='info'><span>2020-11-26 08:33</span> "
+        "<span data-role='original-link'>来源:<a href='http://www.chinanews.com/'>中国新闻网</a></span>"
+        f"</div><p>{PARAS[0]}</p><p>作者：评论区网友</p></body></html>"
+    )
+    assert tree is not None
+    assert read_page_meta(tree) == {"source": "中国新闻网"}
