@@ -58,6 +58,9 @@ class Extraction:
     #: Replacement characters (U+FFFD, 锟斤拷) were dropped from the text or title: bytes of the
     #: page were lost before or while decoding it.
     damaged: bool = False
+    #: The page came through a converter that inserts pinyin readings (a repost): they were
+    #: removed, so the text no longer shows it.
+    converted: bool = False
 
 
 _PARSER = HTMLParser(
@@ -157,6 +160,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
         lang=guess_lang(text, head.lang),
         document_number=document_number(meta.get("number")) or _number_line(cleaned.lines),
         damaged=lost > 0,
+        converted=converted,
     )
 
 

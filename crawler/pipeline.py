@@ -73,6 +73,9 @@ class PageOutcome:
     #: dropped from its stored text or title. The document is kept; crawl stats count these
     #: (reason :class:`crawler.errors.DamagedText`).
     damaged: bool = False
+    #: The page was a converted repost: pinyin readings were removed from its text and title
+    #: (for ranking the copies of a story: an unconverted copy is the cleaner one).
+    converted: bool = False
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -162,6 +165,7 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
+    outcome.converted = extraction.converted
     if extraction.damaged:
         outcome.damaged = True
         log.info("%s on %s: replacement characters dropped from the text", DamagedText.reason, job.final_url)

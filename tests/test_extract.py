@@ -379,7 +379,8 @@ def test_a_converted_repost_loses_its_readings_in_title_and_agency_too() -> None
     got = extract(html)
     assert got.title == "泉州高新區現代服務業創新聯盟集羣成立"
     assert "(" not in got.text and got.agency == "泉州市科學技術局"
-    assert got.lang == "zh-Hant"
+    assert got.lang == "zh-Hant" and got.converted
+    assert not extract(portal()).converted
 
 
 def test_a_single_gloss_in_a_normal_page_is_kept() -> None:

@@ -75,6 +75,7 @@ def test_no_stored_text_or_title_has_a_reading_a_replacement_or_a_leak(extracted
         seen = unicodedata.normalize("NFKC", doc.text)
         assert not [m for m in LEAK_MARKERS if m in seen], e.url
         assert not e.outcome.damaged, e.url
+        assert e.outcome.converted == e.page.traditional, e.url
 
 
 def test_text_title_date_and_language_are_the_ground_truth(extracted: list[Extracted]) -> None:
