@@ -209,9 +209,10 @@ def summary_table(stats: Any) -> Table:
     if stats.retries:
         table.add_row("transient failures tried again", str(stats.retries))
     table.add_row("redirects to known URLs", str(stats.redirects_skipped))
-    links_dropped = getattr(stats, "links_dropped", 0)
-    if links_dropped:
-        table.add_row("links dropped (CRAWLER_MAX_LINKS_PER_PAGE)", str(links_dropped))
+    if stats.links_dropped:
+        table.add_row("links dropped (CRAWLER_MAX_LINKS_PER_PAGE)", str(stats.links_dropped))
+    if stats.damaged:
+        table.add_row("pages with damaged bytes (replacement runs dropped)", str(stats.damaged))
     table.add_row("errors", str(stats.error_count))
     for reason, count in sorted(stats.errors.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(f"  {reason}", str(count))
@@ -634,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="serve the bundled sample site on 127.0.0.1 (ports 8801-8807) and crawl it",
+        help="serve the bundled sample site on 127.0.0.1 (ports 8801-8808) and crawl it",
         description=f"Serve the sample site on its fixed ports and crawl it into its own store "
         f"({DEMO_DATABASE_URL} unless --db).",
     )

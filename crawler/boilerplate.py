@@ -8,9 +8,11 @@ boilerplate, one that recurs across sites; none is tuned to a single page.
 The rules work on lines (a paragraph, heading, list item or table row each) and read them in
 Simplified script, so that 來源/點擊 on a Traditional page are caught like 来源/点击; the text
 that is kept keeps its own script. Metadata lines are read before they are dropped, so the
-extractor still learns the page's 来源 (agency), 作者 and dates. What is content stays: an
-official notice ends with its issuing body and date ("科学技术部" / "2024年5月6日"), and those
-lines are never touched.
+extractor still learns the page's 来源 (agency), 作者 and dates, and an official document's
+发布机构, 发文字号 and 成文日期 (its information-disclosure table's rows, with or without colons,
+are metadata lines too). What is content stays: an official notice ends with its issuing body
+and date ("科学技术部" / "2024年5月6日"), and those lines are never touched; its document number
+under the headline stays in the text too.
 """
 
 from __future__ import annotations
@@ -126,6 +128,17 @@ META_LABELS: dict[str, str | None] = {
         ),
         "date",
     ),
+    # The issuer, number and dates of an official document (政府信息公开 tables and lines).
+    **dict.fromkeys(_words("发布机构 发布机关 发文机关 发布单位 发文单位 发布部门 发文部门"), "agency"),
+    **dict.fromkeys(_words("发文字号 发文文号 文号 发文号"), "number"),
+    **dict.fromkeys(_words("成文日期 成文时间 印发日期"), "written"),
+    **dict.fromkeys(
+        _words(
+            "索引号 主题分类 信息分类 体裁分类 组配分类 分类 服务对象 主题词 公开方式 公开范围 公开时限 "
+            "有效性 时效性 效力状态 信息类别 所属主题 标题 名称"
+        ),
+        None,
+    ),
     **dict.fromkeys(
         _words(
             "点击 点击数 点击量 点击率 点击次数 浏览 浏览次数 浏览量 阅读 阅读量 阅读次数 访问量 "
@@ -138,10 +151,19 @@ META_LABELS: dict[str, str | None] = {
 # Labels that make a line metadata wherever it stands. The others (时间, 日期, 作者, 文...) also
 # head content lines ("时间：5月10日上午" in a notice), so alone they count only next to another
 # label or in the header zone above the first paragraph.
+_STRONG_FIELDS = ("source", "editor", "agency", "number", "written")
 _STRONG = frozenset(
-    {k for k, v in META_LABELS.items() if v in ("source", "editor") or v is None}
+    {k for k, v in META_LABELS.items() if v in _STRONG_FIELDS or v is None}
     | set(_words("发布时间 发布日期 发表时间 发表日期 更新时间 发稿时间 上传时间 录入时间 添加时间"))
-) - set(_words("文 来自 图片 摄 制作 策划 监制 翻译 编译 分享 原创 标签 阅读 浏览"))
+) - set(_words("文 来自 图片 摄 制作 策划 监制 翻译 编译 分享 原创 标签 阅读 浏览 分类 标题 名称 文号"))
+#: The labels of a government information-disclosure table (索引号, 发文字号, 成文日期...). Its rows
+#: may come without colons ("索引号 11220000…/2022-00426 主题分类 科技"): two such labels make a
+#: line a table row of metadata, not text.
+DISCLOSURE_LABELS: frozenset[str] = frozenset(
+    {k for k, v in META_LABELS.items() if v in ("agency", "number", "written")}
+    | set(_words("索引号 主题分类 信息分类 体裁分类 组配分类 分类 服务对象 主题词 公开方式 公开范围"))
+    | set(_words("公开时限 有效性 时效性 效力状态 信息类别 所属主题 标题 名称 发布日期"))
+)
 
 _LABEL_ALT = "|".join(sorted(map(re.escape, META_LABELS), key=len, reverse=True))
 _META_PAIR = re.compile(rf"(?<![\u4e00-\u9fff])({_LABEL_ALT}){_BLANK}{_COLON}")
@@ -162,12 +184,60 @@ class MetaLine:
     strong: bool
 
 
+# A label set with blanks between its characters to align a table ("索 引 号：", "标　　题：").
+_SPACED_LABEL = re.compile(
+    r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff](?:[ \u3000\u00a0]+[\u4e00-\u9fff]){1,3}(?=[ \u3000\u00a0]*[:：︰])"
+)
+
+
+def _join_spaced_label(match: re.Match[str]) -> str:
+    joined = _WS.sub("", match.group(0))
+    return joined if joined in META_LABELS else match.group(0)
+
+
+#: The disclosure labels as a regex alternation, longest first, blanks allowed between characters.
+DISCLOSURE_ALT = "|".join(
+    "[ \u3000\u00a0]*".join(map(re.escape, label))
+    for label in sorted(DISCLOSURE_LABELS, key=len, reverse=True)
+)
+_DISCLOSURE_START = re.compile(rf"[ 　|│]*(?:{DISCLOSURE_ALT})")
+_DISCLOSURE_CELL = re.compile(rf"(?<![\u4e00-\u9fff])({DISCLOSURE_ALT}){_BLANK}{_COLON}?(?=\s|$|[:：︰])")
+
+
+#: Labels too common in data tables ("名称 数量 金额") to make a one-label row metadata.
+_GENERIC_LABELS = frozenset(_words("标题 名称 分类"))
+
+
+def parse_disclosure_row(text: str, min_labels: int = 2) -> MetaLine | None:
+    """A row of an information-disclosure table read as text, labels with or without colons
+    ("索引号 11220000…/2022-00426 主题分类 科技", "发文机关 吉林省人民政府 成文日期 2022年01月27日"):
+    it starts with such a label and has ``min_labels`` of them (a table row, known to be one,
+    may have a single specific label: "有效性 有效"). None otherwise."""
+    if not _DISCLOSURE_START.match(text):  # most lines fail here, at their first character
+        return None
+    matches = list(_DISCLOSURE_CELL.finditer(text))
+    if len(matches) < min_labels or not matches or text[: matches[0].start()].strip(" 　|│"):
+        return None
+    if len(matches) == 1 and _WS.sub("", matches[0].group(1)) in _GENERIC_LABELS:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        value = text[m.end() : end].strip(" 　\t|│:：")
+        if _visible_len(value) > 80:
+            return None
+        pairs.append((_WS.sub("", m.group(1)), value))
+    return MetaLine(pairs, True)
+
+
 def parse_meta_line(text: str) -> MetaLine | None:
     """Split a line made only of ``label：value`` pairs (plus a leading dateline and trailing
     buttons); None if anything else is on it. A date inside a value becomes its own pair."""
     core = _BRACKETS.sub("", text.strip())
     if not core or _visible_len(core) > 120:
         return None
+    if ("：" in core or ":" in core) and (" " in core or "\u3000" in core or "\u00a0" in core):
+        core = _SPACED_LABEL.sub(_join_spaced_label, core)
     pairs: list[tuple[str, str]] = []
     lead = _LEADING_DATE.match(core)
     if lead:
@@ -184,7 +254,7 @@ def parse_meta_line(text: str) -> MetaLine | None:
         if _visible_len(value) > 40 or value.endswith(("。", "！", "？")):
             return None  # a sentence, not a field value
         dated = _VALUE_DATE.search(value)
-        if dated and META_LABELS.get(m.group(1)) != "date":
+        if dated and META_LABELS.get(m.group(1)) not in ("date", "written"):
             pairs.append(("日期", dated.group(0)))
             value = (value[: dated.start()] + " " + value[dated.end() :]).strip()
         pairs.append((m.group(1), value))
@@ -348,16 +418,38 @@ def is_return_link(text: str) -> bool:
     return bool(_RETURN.match(text)) and _visible_len(text) <= 24
 
 
+# -- rule: reader-reaction widgets ---------------------------------------------------------------
+
+# The like/dislike bar of feed and news portals ("不感兴趣 减少此类内容", "已标记为不喜欢内容，系统将
+# 减少此类推荐", "文章不错，点个赞吧"): it sits under the story, and says nothing of it.
+_REACTION = re.compile(
+    r"减少(?:或屏蔽)?此类|屏蔽此类|此类(?:内容)?推荐|不感兴趣|标记为不喜欢|文章不错|点个赞|赞一个|"
+    r"觉得(?:不错|有用|好看)就?(?:点|赞|分享)|内容(?:有用|没用)吗"
+)
+
+_REACTION_CHARS = frozenset("类趣欢错赞得用")
+
+
+def is_reaction(text: str) -> bool:
+    """A line of a like/dislike or "was this useful" widget."""
+    if len(text) > 60 or _REACTION_CHARS.isdisjoint(text):  # one character of every phrase
+        return False
+    return _visible_len(text) <= 40 and bool(_REACTION.search(text))
+
+
 # -- the pipeline ---------------------------------------------------------------------------------
 
 _PIPES = re.compile(r"\s*[|│┃]\s*")
+# The rule line trafilatura writes under a table's first row ("| --- | --- |"): markup, not text.
+_RULE_ROW = re.compile(r"^[\s|│┃:]*-{3,}[\s|│┃:-]*$")
 
 
 def tidy(line: Line) -> Line:
-    """Table rows and table-layout leftovers lose their pipes (cells joined by a space)."""
+    """Table rows and table-layout leftovers lose their pipes (cells joined by a space); the
+    header rule line under a table's first row goes."""
     text = line.text
     if "|" in text or "│" in text or "┃" in text:
-        text = _PIPES.sub(" ", text)
+        text = "" if _RULE_ROW.match(text) else _PIPES.sub(" ", text)
     text = text.strip()
     return line if text == line.text else Line(text, line.kind)
 
@@ -410,6 +502,10 @@ def _line_rule(line: Line, out: Cleaned, header: bool) -> str | None:
     if meta is not None and (meta.strong or header):
         _read_meta(meta, line.text, out)
         return "metadata"
+    row = parse_disclosure_row(key, 1 if line.kind == "row" else 2)
+    if row is not None:
+        _read_meta(row, line.text, out)
+        return "metadata"
     if header and is_date_line(key):
         out.meta.setdefault("date", key.strip(" ()（）[]"))
         return "metadata"
@@ -423,6 +519,7 @@ def _line_rule(line: Line, out: Cleaned, header: bool) -> str | None:
         ("copyright", is_copyright),
         ("contribution", is_contribution),
         ("return_link", is_return_link),
+        ("reaction", is_reaction),
     )
     for name, check in checks:
         if check(key):
@@ -446,10 +543,18 @@ def read_meta(meta: MetaLine, original: str, into: dict[str, str]) -> None:
         into[field_name] = original[at : at + len(value)] if at >= 0 else value
 
 
+# The site's address line of a footer ("地址：…　邮编：…　电话：…"): long, but not a paragraph.
+_CONTACT_LABEL = re.compile(r"(?:地址|邮编|邮政编码|电话|传真|邮箱)\s*[:：]")
+
+
+def _is_contact_line(line: Line) -> bool:
+    return len(_CONTACT_LABEL.findall(line.key)) >= 2 and not line.key.endswith(_SENTENCE_END)
+
+
 def _cut_footer(lines: list[Line], out: Cleaned) -> list[Line]:
     """The site footer: from the first copyright/ICP line after which no paragraph follows,
-    everything goes (关于我们, 联系我们, the QR-code caption...)."""
-    last_prose = max((i for i, x in enumerate(lines) if _is_prose(x)), default=-1)
+    everything goes (关于我们, 联系我们, the QR-code caption, the site's address line...)."""
+    last_prose = max((i for i, x in enumerate(lines) if _is_prose(x) and not _is_contact_line(x)), default=-1)
     for i in range(max(last_prose + 1, 1), len(lines)):
         if is_copyright(lines[i].key):
             return _drop_indices(lines, set(range(i, len(lines))), "footer", out)
@@ -584,16 +689,23 @@ def _drop_title_lines(lines: list[Line], titles: list[str], out: Cleaned) -> lis
             and not is_date_line(key)
         )
 
+    def is_repeated_headline(line: Line) -> bool:  # a heading that is the title (plus a button)
+        if line.kind != "head":
+            return False
+        form = _norm_title(line.key)
+        return any(f in form and len(form) - len(f) <= 6 for f in forms)
+
+    later = {i for i in range(top, len(lines)) if is_repeated_headline(lines[i])}
     hits = [i for i in range(top) if is_title(lines[i])]
     if not hits:
-        return lines
+        return _drop_indices(lines, later, "title", out)
     start, end = hits[0], hits[-1]
     while start > 0 and is_headline_part(lines[start - 1]):
         start -= 1
     while end + 1 < top and is_headline_part(lines[end + 1]):
         end += 1
     drop = {i for i in range(start, end + 1) if i in hits or is_headline_part(lines[i])}
-    return _drop_indices(lines, drop, "title", out)
+    return _drop_indices(lines, drop | later, "title", out)
 
 
 def _drop_indices(lines: list[Line], drop: set[int], rule: str, out: Cleaned) -> list[Line]:

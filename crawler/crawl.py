@@ -133,6 +133,7 @@ class CrawlStats:
     starts_answered: int = 0  # start URLs the server answered (a page, a 304 or a redirect)
     bytes_fetched: int = 0
     links_dropped: int = 0  # links past the per-page cap, not followed
+    damaged: int = 0  # pages stored without the replacement runs they had (see errors.DamagedText)
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
     queued: int = 0
@@ -164,6 +165,7 @@ class CrawlStats:
             self.bytes_fetched += result.bytes
             if result.outcome is not None:
                 self.links_dropped += result.outcome.links_dropped
+                self.damaged += result.outcome.damaged
                 if result.outcome.error_reason:
                     self.errors[result.outcome.error_reason] += 1
         elif status == "not_modified":

@@ -17,7 +17,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from crawler.normalize import GARBLED_THRESHOLD, garble_score
+from crawler.normalize import COMMON_HANZI, GARBLED_THRESHOLD, garble_score
 
 #: How far into the body we look for ``<meta charset>``. WHATWG prescans 1024 bytes; real
 #: Chinese portals put kilobytes of scripts and styles first, so we look further.
@@ -25,6 +25,9 @@ META_SCAN_BYTES = 8192
 #: Share of damaged characters (U+FFFD after a lenient decode) we accept from a charset that
 #: otherwise fits: saved pages often have a truncated sequence or a stray byte or two.
 MAX_DAMAGE = 0.003
+#: Up to this share of damage a UTF-8 decode is tried again with its invalid runs read as GBK
+#: (a fragment pasted from a GBK page); a GBK page read as UTF-8 is damaged far beyond it.
+MIXED_DAMAGE = 0.05
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xef\xbb\xbf", "utf-8"),
@@ -164,9 +167,54 @@ def _lenient(body: bytes, codec: str) -> str | None:
     text = body.decode(codec, "replace")
     damaged = text.count("\ufffd")
     nonascii = len(text) - len(text.encode("ascii", "ignore"))
+    if codec == "utf-8" and damaged <= MIXED_DAMAGE * nonascii:
+        # a GBK fragment in a UTF-8 page: damage only until the fragment is read as GBK
+        text = _repair_utf8(body)
+        damaged = text.count("\ufffd")
     if damaged <= max(2, MAX_DAMAGE * nonascii) and nonascii >= 20 * damaged:
         return text
     return None
+
+
+_HIGH_BYTES = re.compile(rb"[\x80-\xff]+")
+#: What a GBK fragment inside a UTF-8 page may decode to: common hanzi and CJK punctuation.
+_CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）《》【】〔〕—…·　")
+
+
+#: A run of fewer bytes is not read as GB18030: two bytes of a cut UTF-8 character (E4 B8) are
+#: also a GBK hanzi (涓), so a fragment must hold at least two characters to be told apart.
+MIN_GBK_RUN = 4
+
+
+def _repair_run(run: bytes) -> str:
+    try:
+        return run.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    fixed = ""
+    if len(run) >= MIN_GBK_RUN:
+        try:
+            fixed = run.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+    if fixed and all(ch in COMMON_HANZI or ch in _CJK_PUNCTUATION for ch in fixed):
+        return fixed
+    return run.decode("utf-8", "replace")
+
+
+def _repair_utf8(body: bytes) -> str:
+    """A UTF-8 page with a few invalid bytes: each run of non-ASCII bytes that is not UTF-8 is
+    read as GB18030 when that gives common hanzi (a GBK fragment pasted into a UTF-8 template or
+    include), else with U+FFFD as before. Only called on a page that is UTF-8 but for a little
+    damage (:data:`MIXED_DAMAGE`), so it costs nothing on clean UTF-8 or GBK pages."""
+    parts: list[str] = []
+    last = 0
+    for match in _HIGH_BYTES.finditer(body):
+        parts.append(body[last : match.start()].decode("ascii"))
+        parts.append(_repair_run(match.group(0)))
+        last = match.end()
+    parts.append(body[last:].decode("ascii"))
+    return "".join(parts)
 
 
 def _verified(body: bytes, codec: str) -> str | None:

@@ -15,6 +15,7 @@ EXPORT_KEYS: tuple[str, ...] = (
     "title",
     "published_at",
     "agency",
+    "document_number",
     "author",
     "text",
     "content_hash",
@@ -48,6 +49,8 @@ class Document:
     title: str | None = None
     published_at: str | None = None
     agency: str | None = None
+    #: The official document number (发文字号) a policy carries, e.g. 国科发〔2024〕12号.
+    document_number: str | None = None
     author: str | None = None
     content_hash: str = ""
     fetched_at: datetime = field(default_factory=utcnow)

@@ -27,7 +27,9 @@ The tree::
     │   ├── GarbledText               garbled        the text still looks like mojibake
     │   ├── ExtractionTimeout         extract_timeout  extraction ran past its time limit
     │   ├── ExtractionCrashed         extract_crash  the extractor (or its process) died on the page
-    │   └── DecodeCrashed             decode_crash   decoding the bytes raised (a bug, counted)
+    │   ├── DecodeCrashed             decode_crash   decoding the bytes raised (a bug, counted)
+    │   └── DamagedText               damaged        not a failure: the document is stored, but
+    │                                                bytes were lost (replacement runs dropped)
     └── VisitError                    the visit as a whole ended without a page outcome
         ├── InternalError             internal       an unexpected exception (a bug costs one URL)
         ├── TimeLimitExceeded         time_limit     the worker's task time limit cut the visit
@@ -204,6 +206,14 @@ class ExtractionCrashed(ExtractionError):
 
 class DecodeCrashed(ExtractionError):
     reason = "decode_crash"
+
+
+class DamagedText(ExtractionError):
+    """Never raised for a page: it names the note a stored page carries when replacement
+    characters (U+FFFD, 锟斤拷) were dropped from its text (``PageOutcome.damaged``), so that
+    stats and logs say it with the same vocabulary."""
+
+    reason = "damaged"
 
 
 # -- the visit as a whole -------------------------------------------------------------------------

@@ -47,11 +47,12 @@ LEAK_MARKERS: tuple[str, ...] = (
     "点击:",
 )
 
-#: The issue's targets. A row is (group, metric, comparison, value).
+#: The issues' targets. A row is (group, metric, comparison, value). Issue 13 raised the news+gov
+#: mean to 0.975 and asked for no leak at all.
 TARGETS: tuple[tuple[str, str, str, float], ...] = (
-    ("news+gov", "f1_mean", ">=", 0.95),
+    ("news+gov", "f1_mean", ">=", 0.975),
     ("news+gov", "f1_median", ">=", 0.99),
-    ("news+gov", "leak_share", "<=", 0.02),
+    ("news+gov", "leak_share", "<=", 0.0),
     ("news+gov", "garbled", "<=", 0),
     ("news+gov", "empty", "<=", 0),
     ("all", "f1_mean", ">=", 0.90),
@@ -60,15 +61,16 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
 
 #: Pinned floors for ``--check`` and the CI gate (tests/test_eval_gate.py): what we measured minus
 #: a small margin (0.01 F1; speed a little under its lowest run), never looser than the targets.
-#: Measured when pinned: news+gov mean 0.975 / median 0.998 / bigram 0.975, no leak, empty or
-#: garbled output; all 80 mean 0.907 / median 0.993, one garbled (a forum page where the
-#: extractor picks an English upload notice); speed ratio 0.85-0.93 over several runs.
-#: Raise them when the extractor improves; never lower them to let a change through.
+#: Measured when pinned (issue 13): news+gov mean 0.980 / median 0.999 / bigram 0.979, no leak,
+#: empty or garbled output; all 80 mean 0.910 / median 0.993, one garbled (a forum page where the
+#: extractor picks an English upload notice); speed ratio 1.04-1.07 on a loaded machine (0.85-0.93
+#: when the floor was set). The news+gov mean floor is the target itself (0.975), 0.005 under the
+#: measure. Raise them when the extractor improves; never lower them to let a change through.
 FLOORS: tuple[tuple[str, str, str, float], ...] = (
-    ("news+gov", "f1_mean", ">=", 0.964),
+    ("news+gov", "f1_mean", ">=", 0.975),
     ("news+gov", "f1_median", ">=", 0.99),
-    ("news+gov", "bigram_f1_mean", ">=", 0.964),
-    ("news+gov", "leak_share", "<=", 0.02),
+    ("news+gov", "bigram_f1_mean", ">=", 0.969),
+    ("news+gov", "leak_share", "<=", 0.0),
     ("news+gov", "garbled", "<=", 0),
     ("news+gov", "empty", "<=", 0),
     ("all", "f1_mean", ">=", 0.90),

@@ -22,6 +22,7 @@ from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
 from crawler.document import Document, utcnow
 from crawler.errors import (
+    DamagedText,
     DecodeCrashed,
     EmptyExtraction,
     ExtractionCrashed,
@@ -72,6 +73,13 @@ class PageOutcome:
     fingerprint: Fingerprint | None = None
     #: Links past ``PageJob.max_links`` that were not kept (distinct targets as written).
     links_dropped: int = 0
+    #: The page lost bytes before or while it was decoded: replacement runs (U+FFFD, 锟斤拷) were
+    #: dropped from its stored text or title. The document is kept; crawl stats count these
+    #: (reason :class:`crawler.errors.DamagedText`).
+    damaged: bool = False
+    #: The page was a converted repost: pinyin readings were removed from its text and title
+    #: (for ranking the copies of a story: an unconverted copy is the cleaner one).
+    converted: bool = False
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -163,6 +171,10 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
+    outcome.converted = extraction.converted
+    if extraction.damaged:
+        outcome.damaged = True
+        log.info("%s on %s: replacement characters dropped from the text", DamagedText.reason, job.final_url)
     outcome.fingerprint = Fingerprint.of(extraction.text, keep_shingles=job.keep_shingles)
     outcome.document = build_document(
         extraction,
@@ -203,6 +215,7 @@ def build_document(
         title=extraction.title,
         published_at=extraction.published_at,
         agency=extraction.agency,
+        document_number=extraction.document_number,
         author=extraction.author,
         text=extraction.text,
         content_hash=content_hash or _content_hash(extraction.text),

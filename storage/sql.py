@@ -99,7 +99,8 @@ __all__ = [
 #: Bumped by every schema migration; recorded in the ``schema_version`` table.
 #: 2: copies, near_dup_bands, document_signatures (new tables: created by create_all).
 #: 3: documents.version/previous_version, urls.next_visit_at/revisit_interval (added columns).
-SCHEMA_VERSION = 3
+#: 4: documents.document_number, copies.document_number (added nullable columns).
+SCHEMA_VERSION = 4
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -163,6 +164,7 @@ documents = Table(
     Column("title", Text),
     Column("published_at", Text),  # ISO 8601 date or date-time, as extracted
     Column("agency", Text),
+    Column("document_number", Text),  # 发文字号, e.g. 国科发〔2024〕12号
     Column("author", Text),
     Column("text", Text, nullable=False),
     Column("content_hash", Text, nullable=False),
@@ -217,6 +219,7 @@ copies = Table(
     Column("title", Text),
     Column("published_at", Text),
     Column("agency", Text),
+    Column("document_number", Text),
     Column("author", Text),
     Column("text", Text),
     Column("content_hash", Text, nullable=False),  # the copy's own exact key
@@ -680,7 +683,7 @@ class Store:
                 # 1 -> 2 only added tables, which create_all just made. Documents stored by
                 # version 1 keep their old content_hash and have no LSH bands: they are not
                 # found as stories of later copies until re-crawled (see the README).
-                # 2 -> 3 only added nullable or defaulted columns (and their indexes).
+                # 2 -> 3 and 3 -> 4 only added nullable or defaulted columns (and indexes).
                 _add_missing_columns(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 

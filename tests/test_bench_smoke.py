@@ -1,6 +1,6 @@
 """The bench harness (``make bench``) runs end to end on a tiny web, so that it cannot rot unnoticed.
 
-Not a measurement: ~36 article pages, one round, only the runs that need no extra packages or
+Not a measurement: ~45 article pages, one round, only the runs that need no extra packages or
 services (the extraction limit and the embedded crawl). Checks the JSON it writes.
 """
 

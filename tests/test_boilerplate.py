@@ -343,3 +343,94 @@ def test_document_number_and_salutation_stay_below_the_repeated_title() -> None:
     title = "关于组织申报2024年度重点研发计划项目的通知"
     body = ["国科发区〔2024〕12号", "各有关单位：", P1]
     assert kept("\n".join([title, *body]), (title,)) == body
+
+
+# -- information-disclosure tables, reaction widgets, table rule lines, repeated headlines ----------
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "expected"),
+    [
+        ("索引号 11220000013544357T/2022-00426 主题分类 环境监测、保护与治理", "row", {}),
+        (
+            "发文机关 吉林省人民政府 成文日期 2022年01月27日",
+            "row",
+            {"agency": "吉林省人民政府", "written": "2022年01月27日"},
+        ),
+        (
+            "发文字号： 吉政明电〔2022〕1号 发布日期： 2022年01月28日",
+            "row",
+            {"number": "吉政明电〔2022〕1号", "date": "2022年01月28日"},
+        ),
+        ("索 引 号：11220000013544357T/2022-00426", "item", {}),  # a spaced label, with a colon
+        ("发 布 机 构：吉林省人民政府", "item", {"agency": "吉林省人民政府"}),
+        ("有效性 有效", "row", {}),  # one specific label is enough in a table row
+    ],
+)
+def test_disclosure_rows_are_metadata(line: str, kind: str, expected: dict[str, str]) -> None:
+    out = clean([Line(line, kind), Line(P1), Line(P2)])
+    assert [x.text for x in out.lines] == [P1, P2]
+    assert out.meta == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("名称 数量 金额", "row"),  # a data table's header: generic labels
+        ("分类 一等奖 二等奖", "row"),
+        ("发布机构负责同志参加了会议并讲话，要求各地抓好落实。", "p"),  # prose that starts like a label
+        ("索引号的编制规则另行通知。", "p"),
+    ],
+)
+def test_content_rows_with_label_words_stay(line: str, kind: str) -> None:
+    assert [x.text for x in clean([Line(line, kind), Line(P1)]).lines] == [line, P1]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "不感兴趣",
+        "减少或屏蔽此类内容推荐",
+        "已标记为不喜欢内容，系统将减少此类推荐",
+        "文章不错，点个赞吧",
+        "不感兴趣 减少此类内容",
+    ],
+)
+def test_reaction_widgets_are_dropped(line: str) -> None:
+    assert kept("\n".join([P1, line, P2])) == [P1, P2]
+
+
+def test_sentences_about_likes_stay() -> None:
+    text = "调查显示，部分用户对推荐算法不感兴趣的原因主要是内容同质化，平台应当提供关闭个性化推荐的选项。"
+    assert kept("\n".join([P1, text])) == [P1, text]
+
+
+def test_a_tables_rule_line_goes_and_its_rows_stay() -> None:
+    rows = [
+        Line("| 项目 | 金额 |", "row"),
+        Line("| --- | --- |", "row"),
+        Line("| 研发投入 | 122亿元 |", "row"),
+    ]
+    assert [x.text for x in clean([Line(P1), *rows, Line(P2)]).lines] == [
+        P1,
+        "项目 金额",
+        "研发投入 122亿元",
+        P2,
+    ]
+
+
+def test_the_headline_repeated_as_a_heading_below_the_text_goes() -> None:
+    title = "美官员否认伊朗直升机事故存在谋杀行为"
+    lines = [Line(P1), Line(title + "播报文章", "head"), Line(P2), Line("一、总体要求", "head"), Line(P3)]
+    assert [x.text for x in clean(lines, titles=[title]).lines] == [P1, P2, "一、总体要求", P3]
+
+
+def test_the_footer_is_cut_even_when_the_sites_address_line_follows_it() -> None:
+    """A long "地址：…　邮编：…　电话：…" line after the ICP line is the site's, not a paragraph."""
+    contact = "联系人及电话：基础研究司 010-58881000；材料寄送地址：北京市海淀区复兴路乙15号，邮编：100862。"
+    footer = [
+        "主办单位：科学技术部　京ICP备05000000号",
+        "联系我们 网站地图 使用帮助",
+        "地址：北京市海淀区复兴路乙15号　邮编：100862　电话：010-58881800　传真：010-58881801",
+    ]
+    assert kept("\n".join([P1, P2, contact, *footer])) == [P1, P2, contact]

@@ -109,6 +109,42 @@ def test_extract_prints_jsonl_for_saved_pages(site: RunningSite, tmp_path: Path)
     assert doc["text"] == page.text
 
 
+def test_extract_gives_what_the_crawl_stores(site: RunningSite, tmp_path: Path) -> None:
+    """``crawler extract`` and the crawl's page step are one code path: a Traditional repost
+    (readings in its text and title) and a policy page (agency, document number in a disclosure
+    table) come out alike, clean."""
+    import httpx
+
+    from crawler.fetch import parse_content_type
+    from crawler.links import PageKind
+    from crawler.pipeline import PageJob, process_page
+
+    repost = next(u for u, p in site.truth.items() if p.traditional)
+    policy = next(u for u, p in site.truth.items() if p.site == "zjkjt" and p.column == "zcwj")
+    paths, stored = [], []
+    for n, url in enumerate((repost, policy)):
+        response = httpx.get(url)
+        _, charset = parse_content_type(response.headers.get("content-type"))
+        job = PageJob(
+            url=url, final_url=url, body=response.content, kind=PageKind.ARTICLE, http_charset=charset
+        )
+        document = process_page(job).document
+        assert document is not None
+        stored.append(document.to_export())
+        paths.append(tmp_path / f"page{n}.html")
+        paths[-1].write_bytes(response.content)
+    lines = [json.loads(x) for x in crawler("extract", *map(str, paths)).stdout.splitlines()]
+    varying = ("url", "final_url", "canonical_url", "source", "fetched_at")
+    for got, want in zip(lines, stored, strict=True):
+        assert {k: v for k, v in got.items() if k not in varying} == {
+            k: v for k, v in want.items() if k not in varying
+        }
+    assert lines[0]["title"] == site.truth[repost].expected_title and "(" not in lines[0]["text"]
+    assert lines[0]["lang"] == "zh-Hant"
+    assert lines[1]["document_number"] == site.truth[policy].document_number is not None
+    assert lines[1]["agency"] == site.truth[policy].expected_agency
+
+
 def test_sources_lists_the_shipped_sources_and_rejects_a_bad_file(tmp_path: Path) -> None:
     out = crawler("sources").stdout
     for source_id in ("most-news", "sample-site", "ctex"):

@@ -121,6 +121,27 @@ def test_a_few_damaged_bytes_do_not_lose_the_page() -> None:
     assert 1 <= got.text.count("\ufffd") <= 3 and ARTICLE in got.text
 
 
+def test_a_gbk_fragment_inside_a_utf8_page_is_read_as_gbk() -> None:
+    """A UTF-8 page that pastes a GBK fragment (an include, a footer) decodes whole: the runs
+    that are not UTF-8 read as GB18030 when that gives common hanzi."""
+    body = (
+        (f"<html><head><meta charset='utf-8'></head><body>{'<p>' + ARTICLE + '</p>' * 1}" * 10).encode()
+        + "<p>青海盐湖集团，".encode("gbk")
+        + b"</p></body></html>"
+    )
+    got = decode_html(body)
+    assert got.encoding == "utf-8" and "\ufffd" not in got.text
+    assert "<p>青海盐湖集团，</p>" in got.text and ARTICLE in got.text
+
+
+def test_a_cut_utf8_character_is_not_taken_for_a_gbk_one() -> None:
+    """Two bytes of a cut UTF-8 character (E4 B8) are also a GBK hanzi (涓): too short to tell,
+    so it stays a replacement character, which extraction drops."""
+    body = f"<html><body>{'<p>' + ARTICLE + '</p>'}" * 10 + "<p>"
+    got = decode_html(body.encode() + "中".encode()[:2] + b"</p></body></html>")
+    assert got.encoding == "utf-8" and got.text.count("\ufffd") == 1 and "涓" not in got.text
+
+
 def test_pure_ascii() -> None:
     assert decode_html(b"<html><body>hello</body></html>").text == "<html><body>hello</body></html>"
     assert decode_html(b"<p>x</p>", http_charset="gbk").encoding == "gb18030"

@@ -183,6 +183,18 @@ def test_guess_lang() -> None:
     assert guess_lang("x") is None
 
 
+def test_lang_of_the_shared_samples() -> None:
+    """000-003 are Traditional reposts (with readings and a mojibake stretch), 004 is Simplified."""
+    from pathlib import Path
+
+    from crawler.normalize import normalize_text
+
+    samples = Path(__file__).resolve().parents[2] / "shared" / "samples"
+    for path in sorted(samples.glob("*.txt")) if samples.is_dir() else []:
+        expected = "zh-Hans" if path.name.startswith("004") else "zh-Hant"
+        assert guess_lang(normalize_text(path.read_text(encoding="utf-8"))) == expected, path.name
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=2000))
 def test_extract_raises_nothing_but_extraction_errors(html: str) -> None:
@@ -301,3 +313,236 @@ def test_page_meta_line_in_traditional_or_simplified() -> None:
         assert tree is not None
         meta = read_page_meta(tree)
         assert meta.get("source") == "科技部" and "2015" in meta.get("date", "")
+
+
+# -- titles: site names off, real dashes kept ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("doc_title", "site_names", "expected"),
+    [
+        ("关于开展科技统计工作的通知 - 科学技术部", [], "关于开展科技统计工作的通知"),
+        ("关于开展科技统计工作的通知_四川省科学技术厅", [], "关于开展科技统计工作的通知"),
+        ("关于开展科技统计工作的通知|川北在線", [], "关于开展科技统计工作的通知"),
+        ("关于开展工作的通知 - 通知公告 - 中华人民共和国科学技术部", [], "关于开展工作的通知"),
+        ("科学技术部 - 关于开展科技统计工作的通知", [], "关于开展科技统计工作的通知"),  # site first
+        ("四川省科学技术厅-关于公布2024年度名单的通知", [], "关于公布2024年度名单的通知"),
+        ("关于成立专家委员会的通知-某某市科技局", [], "关于成立专家委员会的通知"),
+        ("习近平主持召开座谈会-中国科普网", [], "习近平主持召开座谈会"),
+        ("调研报告 - 浙江智库", ["浙江智库"], "调研报告"),  # the page's declared site name
+        # dashes that belong to the title
+        ("中国-东盟科技合作论坛举行 - 科学技术部", [], "中国-东盟科技合作论坛举行"),
+        ("京津冀-长三角协同创新论坛", [], "京津冀-长三角协同创新论坛"),
+        ("坚持创新驱动——访科技部部长 - 人民网", [], "坚持创新驱动——访科技部部长"),
+        ("中国—东盟技术转移中心揭牌_广西科技厅", [], "中国—东盟技术转移中心揭牌"),
+        ("2024-2025年度科技计划申报通知 - 四川省科学技术厅", [], "2024-2025年度科技计划申报通知"),
+        ("关于印发《科技创新券管理办法》的通知 - 国务院办公厅", [], "关于印发《科技创新券管理办法》的通知"),
+    ],
+)
+def test_title_loses_site_names_but_not_its_own_dashes(
+    doc_title: str, site_names: list[str], expected: str
+) -> None:
+    assert best_title(doc_title, None, [], site_names) == expected
+
+
+def test_a_headline_about_a_body_is_not_taken_for_a_site_name() -> None:
+    assert (
+        best_title("关于成立科技伦理委员会 - 科学技术部", None, ["关于成立科技伦理委员会"])
+        == "关于成立科技伦理委员会"
+    )
+    assert (
+        best_title("浙江省人民政府 - 省政府组建数字化改革研究中心", None, [])
+        == "省政府组建数字化改革研究中心"
+    )
+
+
+def test_a_logo_h1_naming_the_site_is_not_the_title() -> None:
+    assert best_title(
+        "中华人民共和国科学技术部 - 关于开展科技统计工作的通知", None, ["中华人民共和国科学技术部"]
+    ) == ("关于开展科技统计工作的通知")
+
+
+# -- readings and replacement characters in text and title -------------------------------------------
+
+READINGS_PARA = (
+    "曹健林副部長(zhǎng)赴青海格爾木調(diào)研鹽湖化工產(chǎn)業(yè)集群，"
+    "並參加了產業集群建設動員大會暨啟動儀式。"
+)
+
+
+def test_a_converted_repost_loses_its_readings_in_title_and_agency_too() -> None:
+    html = portal(
+        [READINGS_PARA * 2],
+        title="泉州高新區現代服務業(yè)創新聯(lián)盟集羣(qún)成立",
+        info="來源：泉州市科學技術局(jú)　發布時間：2019-10-30",
+    ).replace("_中华人民共和国科学技术部", "_川北在線")
+    got = extract(html)
+    assert got.title == "泉州高新區現代服務業創新聯盟集羣成立"
+    assert "(" not in got.text and got.agency == "泉州市科學技術局"
+    assert got.lang == "zh-Hant" and got.converted
+    assert not extract(portal()).converted
+
+
+def test_a_single_gloss_in_a_normal_page_is_kept() -> None:
+    paras = [*PARAS, "传说中治水的鲧(gǔn)是大禹的父亲，这一典故常被用来说明科学方法的重要性。"]
+    got = extract(portal(paras, title="“治水”的科学方法"))
+    assert "鲧(gǔn)" in got.text and got.title == "“治水”的科学方法"
+
+
+def test_replacement_characters_are_dropped_and_the_page_marked_damaged() -> None:
+    paras = [PARAS[0].replace("青海省", "青海\ufffd\ufffd"), PARAS[1], PARAS[2] + "锟斤拷"]
+    got = extract(portal(paras, title="火炬中心赴青\ufffd调研"))
+    assert "\ufffd" not in got.text and "锟斤拷" not in got.text and "青海部省会商" in got.text
+    assert got.title == "火炬中心赴青调研" and got.damaged
+    assert not extract(portal()).damaged
+
+
+def test_a_damaged_page_is_stored_and_its_outcome_says_so() -> None:
+    from crawler.errors import DamagedText
+    from crawler.links import PageKind
+    from crawler.pipeline import PageJob, process_page
+
+    body = portal([PARAS[0] + "\ufffd", PARAS[1], PARAS[2]]).encode()
+    outcome = process_page(
+        PageJob(url="http://a.test/1", final_url="http://a.test/1", body=body, kind=PageKind.ARTICLE)
+    )
+    assert outcome.document is not None and "\ufffd" not in outcome.document.text
+    assert outcome.damaged and outcome.error_reason is None and DamagedText.reason == "damaged"
+    clean = process_page(PageJob(url="http://a.test/2", final_url="http://a.test/2", body=portal().encode()))
+    assert clean.document is not None and not clean.damaged
+
+
+# -- agency, document number, dates of official documents -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("国科发〔2024〕12号", "国科发〔2024〕12号"),
+        ("国科发[2024]12号", "国科发〔2024〕12号"),
+        ("国科发［2024］12号", "国科发〔2024〕12号"),
+        ("国科发（2024）12号", "国科发〔2024〕12号"),
+        ("国科发(2024)12号", "国科发〔2024〕12号"),
+        ("国科发【2024】12号", "国科发〔2024〕12号"),
+        (" 国科发 〔 2024 〕 012 号 ", "国科发〔2024〕12号"),
+        ("川科规〔２０２４〕第５号", "川科规〔2024〕第5号"),
+        ("國科發〔2024〕12號", "國科發〔2024〕12號"),
+        ("科学技术部令第19号", "科学技术部令第19号"),
+        ("无", None),
+        ("", None),
+        (None, None),
+        ("2024年5月6日", None),
+        ("关于开展科技统计工作的通知", None),
+    ],
+)
+def test_document_number_standard_form(value: str | None, expected: str | None) -> None:
+    from crawler.extract import document_number
+
+    assert document_number(value) == expected
+
+
+def test_agency_and_number_from_a_publisher_line() -> None:
+    got = extract(
+        portal(info="发布机构：浙江省科学技术厅　发文字号：浙科发高[2024]12号　发布日期：2024-03-12")
+    )
+    assert (got.agency, got.document_number, got.published_at) == (
+        "浙江省科学技术厅",
+        "浙科发高〔2024〕12号",
+        "2024-03-12",
+    )
+
+
+@pytest.mark.parametrize("label", ["发布机构", "发文机关", "发布单位", "发文单位"])
+def test_every_issuer_label_gives_the_agency(label: str) -> None:
+    assert extract(portal(info=f"{label}：吉林省人民政府　发布时间：2022-01-28")).agency == "吉林省人民政府"
+
+
+def test_the_issuer_outranks_the_source_line() -> None:
+    got = extract(portal(info="来源：新华网　发文机关：国务院办公厅　日期：2024-01-05"))
+    assert got.agency == "国务院办公厅"
+
+
+DISCLOSURE_TABLE = """<table class="xxgk"><tr><th>索引号</th><td>11220000013544357T/2022-00426</td>
+<th>主题分类</th><td>环境监测、保护与治理</td></tr>
+<tr><td>发文机关：</td><td>吉林省人民政府</td><td>成文日期：</td><td>2022年01月27日</td></tr>
+<tr><th>发文字号</th><td>吉政明电〔2022〕1号</td><th>发布日期</th><td>2022年01月28日</td></tr>
+<tr><th>有 效 性</th><td colspan="3">有效</td></tr></table>"""
+DISCLOSURE_LIST = """<ul class="xxgk"><li><span>索 引 号：</span>11220000013544357T/2022-00426</li>
+<li><span>发文机关：</span>吉林省人民政府</li><li><span>发文字号：</span>吉政明电(2022)1号</li>
+<li><span>成文日期：</span>2022年01月27日</li><li><span>主 题 词：</span></li></ul>"""
+DISCLOSURE_DL = """<dl class="xxgk"><dt>索引号：</dt><dd>11220000013544357T/2022-00426</dd>
+<dt>发布机构：</dt><dd>吉林省人民政府</dd><dt>文号：</dt><dd>吉政明电［2022］1号</dd>
+<dt>成文日期：</dt><dd>2022-01-27</dd></dl>"""
+
+
+def disclosure_page(block: str, *, inside: bool) -> str:
+    """A policy page with its information-disclosure block above the text (``inside`` the
+    article's container, where the extractor sees it as lines) or apart from it."""
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    article = f"<div class='article'>{block if inside else ''}<h1>{TITLE}</h1>{body}</div>"
+    return (
+        f"<html><head><meta charset='utf-8'><title>{TITLE} - 吉林省人民政府</title></head><body>"
+        f"<div class='crumb'>当前位置：首页 &gt; 政府信息公开</div>{'' if inside else block}{article}"
+        "<div class='footer'>版权所有：吉林省人民政府办公厅　吉ICP备05000000号</div></body></html>"
+    )
+
+
+@pytest.mark.parametrize(
+    "block", [DISCLOSURE_TABLE, DISCLOSURE_LIST, DISCLOSURE_DL], ids=["table", "list", "dl"]
+)
+@pytest.mark.parametrize("inside", [True, False], ids=["inside", "apart"])
+def test_agency_number_and_date_from_a_disclosure_table(block: str, inside: bool) -> None:
+    got = extract(disclosure_page(block, inside=inside))
+    assert got.text == "\n".join(PARAS)  # the table is metadata, not text
+    assert got.title == TITLE
+    assert (got.agency, got.document_number) == ("吉林省人民政府", "吉政明电〔2022〕1号")
+    # 发布日期 when the page has one, else 成文日期
+    assert got.published_at == ("2022-01-28" if "发布日期" in block else "2022-01-27")
+
+
+def test_a_document_number_under_the_headline_stays_in_the_text_and_is_read() -> None:
+    got = extract(portal(["国科发区〔2024〕12号", "各有关单位：", *PARAS], info="日期：2024-03-15"))
+    assert got.text.startswith("国科发区〔2024〕12号\n各有关单位：")
+    assert got.document_number == "国科发区〔2024〕12号"
+    assert extract(portal()).document_number is None  # no number: none made up
+
+
+# -- streams of other stories ---------------------------------------------------------------------
+
+
+def test_a_stream_whose_items_are_h1_headlines_is_pruned() -> None:
+    """Feed portals set each recommended story below the article as an <h1>; the article's own
+    headline is the one that is the title."""
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    html = (
+        f"<html><head><title>{TITLE}_快资讯</title></head><body>"
+        f"<div class='detail'><h1>{TITLE}</h1>{body}</div>"
+        "<div class='detail-content__recommend--wrapper'><h1>31岁在春晚一炮而红，观众都以为他隐退了</h1>"
+        "<p>他曾是晚会上最受欢迎的演员之一，如今很少有人记得他的名字和作品。</p></div></body></html>"
+    )
+    got = extract(html)
+    assert got.text == "\n".join(PARAS) and got.title == TITLE
+
+
+def test_a_container_holding_the_headline_is_never_pruned_even_beside_a_logo_h1() -> None:
+    body = "".join(f"<p>{p}</p>" for p in PARAS)
+    html = (
+        f"<html><head><title>{TITLE} - 科学技术部</title></head><body><h1 class='logo'>科学技术部</h1>"
+        f"<div class='news related-content'><h1>{TITLE}</h1>{body}</div>"
+        "<div class='footer'><p>主办单位：科学技术部　京ICP备05000000号</p><p>联系我们 网站地图 使用帮助</p>"
+        "<p>地址：北京市海淀区复兴路乙15号　邮编：100862　电话：010-58881800　传真：010-58881801</p></div>"
+        "</body></html>"
+    )
+    assert extract(html).text == "\n".join(PARAS)
+
+
+def test_a_label_with_its_value_in_a_link_is_a_line_not_a_label_cell() -> None:
+    from crawler.extract import read_page_meta
+
+    tree = parse_html(
+        "<html><body><div class='info'><span>2020-11-26 08:33</span> "
+        "<span data-role='original-link'>来源:<a href='http://www.chinanews.com/'>中国新闻网</a></span>"
+        f"</div><p>{PARAS[0]}</p><p>作者：评论区网友</p></body></html>"
+    )
+    assert tree is not None
+    assert read_page_meta(tree) == {"source": "中国新闻网"}

@@ -14,8 +14,11 @@ from crawler.normalize import (
     COMMON_HANZI,
     GarbleStats,
     common_hanzi_ratio,
+    count_pinyin_readings,
+    drop_replacement_runs,
     garble_score,
     garble_stats,
+    has_converted_readings,
     looks_garbled,
     normalize_text,
     strip_pinyin_readings,
@@ -63,6 +66,69 @@ def test_pinyin_readings_are_removed(given: str, expected: str) -> None:
 )
 def test_ordinary_parentheses_are_kept(kept: str) -> None:
     assert strip_pinyin_readings(kept) == kept
+
+
+# -- reading density: a converted repost, or a text that glosses one character ---------------
+
+CONVERTED = (
+    "科技部曹健林副部長(zhǎng)赴青海格爾木調(diào)研鹽湖化工產(chǎn)業(yè)集群，" + "並參加了動(dòng)員大會。"
+)
+
+
+def test_a_converted_text_is_recognised_by_the_density_of_its_readings() -> None:
+    assert count_pinyin_readings(CONVERTED) == 5
+    assert has_converted_readings(CONVERTED)
+    assert has_converted_readings(CONVERTED * 20 + ARTICLE * 3)  # diluted, still one per ~20 hanzi
+    assert normalize_text(CONVERTED) == strip_pinyin_readings(CONVERTED)
+    assert "(" not in normalize_text(CONVERTED)
+
+
+def test_one_gloss_in_a_long_text_is_not_a_conversion_and_stays() -> None:
+    glossed = ARTICLE * 3 + "古代治水传说中的鲧(gǔn)是大禹的父亲。" + ARTICLE * 3
+    assert count_pinyin_readings(glossed) == 1
+    assert not has_converted_readings(glossed)
+    assert "鲧(gǔn)" in normalize_text(glossed)
+    assert normalize_text(glossed, strip_readings=True).count("(") == 0  # the caller may decide
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "科技部(火炬中心)会同有关单位开展调研" * 5,
+        "《科技型中小企业评价办法》(2024)" * 5,
+        "世界卫生组织(WHO)发布报告，程序报错(bug)已修复，价格(元)为100。" * 5,
+        "大学生创新创业园(俱乐部)6个" * 5,
+    ],
+)
+def test_ordinary_parentheses_are_never_counted_as_readings(text: str) -> None:
+    assert count_pinyin_readings(text) == 0
+    assert not has_converted_readings(text)
+    assert normalize_text(text) == text
+
+
+def test_readings_inside_real_parentheses_go_and_the_parentheses_stay() -> None:
+    given = (
+        "丝绸之路经济带创新驱动发展试验区(以下簡稱新疆創(chuàng)新試驗區(qū))"
+        + "首批產(chǎn)業(yè)聯(lián)盟集群"
+    )
+    assert normalize_text(given) == "丝绸之路经济带创新驱动发展试验区(以下簡稱新疆創新試驗區)首批產業聯盟集群"
+
+
+# -- replacement characters -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected", "lost"),
+    [
+        ("启动建设鹽\ufffd", "启动建设鹽", 1),
+        ("国电龙\ufffd\ufffd\ufffd格尔木新能源", "国电龙格尔木新能源", 3),
+        ("锟斤拷锟斤拷科技部发布通知", "科技部发布通知", 6),
+        ("科技部发布通知", "科技部发布通知", 0),
+        ("", "", 0),
+    ],
+)
+def test_replacement_runs_are_dropped_and_counted(given: str, expected: str, lost: int) -> None:
+    assert drop_replacement_runs(given) == (expected, lost)
 
 
 def test_sample_texts_lose_every_reading() -> None:

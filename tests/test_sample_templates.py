@@ -41,7 +41,7 @@ def test_each_article_page_extracts_exactly(site: RunningSite, template: str) ->
             expected = page.display(page.text, readings=False) if page.traditional else page.text
             assert strip_pinyin_readings(expected) == expected
             assert got.text == expected, f"{url}: text differs"
-            assert got.title == page.display_title, url
+            assert got.title == page.expected_title, url
             assert got.published_at and got.published_at[:10] == page.article.day.isoformat(), url
             if page.article.agency and not page.traditional:
                 assert got.agency == page.article.agency, url

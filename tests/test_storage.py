@@ -575,3 +575,46 @@ def test_a_version_2_database_gets_the_recrawl_columns(store_url: str) -> None:
             assert versions.scalars().all() == [2, SCHEMA_VERSION]
             columns = {(t, c["name"]) for t in ("documents", "urls") for c in inspect(conn).get_columns(t)}
             assert added <= columns
+
+
+def test_a_version_3_database_gets_the_document_number_columns(store_url: str) -> None:
+    """Schema 3 -> 4 only adds the nullable ``document_number`` of documents and copies: an old
+    database keeps its rows (their number null) and stores numbers from then on."""
+    from sqlalchemy import delete
+
+    from crawler.dedup import Fingerprint
+
+    added = {("documents", "document_number"), ("copies", "document_number")}
+    with open_store(store_url) as store, store.engine.begin() as conn:
+        for table, column in sorted(added):  # the schema as version 3 made it
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(delete(schema_version))
+        conn.execute(insert(schema_version).values(version=3, applied_at=datetime.now(UTC)))
+        conn.execute(
+            text(
+                "INSERT INTO documents (url, final_url, text, content_hash, fetched_at, version) "
+                "VALUES ('https://a/1', 'https://a/1', '正文', 'hash-1', :at, 1)"
+            ),
+            {"at": datetime(2024, 5, 1, tzinfo=UTC)},
+        )
+    with open_store(store_url) as store:
+        (kept,) = store.iter_documents()
+        assert kept.content_hash == "hash-1" and kept.document_number is None
+        text_2 = (
+            "国家科技部关于开展二〇二四年度科技型中小企业评价工作的通知正文，各有关单位按要求组织申报。" * 3
+        )
+        numbered = make_doc(2, text=text_2, document_number="国科发〔2024〕12号")
+        fp = Fingerprint.of(numbered.text)
+        numbered = replace(numbered, content_hash=fp.content_hash)
+        copy = replace(numbered, url="https://www.gov.cn/repost/2.htm")
+        outcomes = store.add_stories([(numbered, fp), (copy, fp)])
+        assert [o.status for o in outcomes] == ["stored", "copy"]
+        got = store.get_document(numbered.content_hash)
+        assert got is not None and got.document_number == "国科发〔2024〕12号"
+        found = store.get_copy(copy.url)
+        assert found is not None and found[0].document_number == "国科发〔2024〕12号"
+        with store.engine.connect() as conn:
+            versions = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version))
+            assert versions.scalars().all() == [3, SCHEMA_VERSION]
+            columns = {(t, c["name"]) for t in ("documents", "copies") for c in inspect(conn).get_columns(t)}
+            assert added <= columns

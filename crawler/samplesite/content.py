@@ -6,7 +6,8 @@ sites wrap it in chrome, repost it, convert it, and the ground truth says what s
 
 * :data:`ARTICLES`: the base articles, read from ``data/articles.toml``: clean originals of the
   five texts in ``shared/samples/`` plus articles written for the sample web (news and notices;
-  a notice ends with its issuing body and date, which are content).
+  a notice ends with its issuing body and date, which are content); then the policy documents of
+  ``data/policies.toml``, with their document numbers (发文字号) and dates of writing (成文日期).
 * :func:`generated_article`: filler articles for large webs, assembled deterministically from the
   sentences of the base articles, each with its own id, title, date and agency.
 * :func:`with_added_paragraph` / :func:`with_cut_paragraph`: the near-duplicate reposts.
@@ -44,6 +45,9 @@ class Article:
     attachment: str | None = None  # title of a linked PDF; its "附件：" paragraph is in the body
     extra: str | None = None  # the paragraph a repost adds (see with_added_paragraph)
     source: str = ""  # provenance
+    document_number: str | None = None  # 发文字号 in its standard form, e.g. 浙科发高〔2024〕12号
+    number_display: str | None = None  # how its portal prints the number, when that differs
+    written: str | None = None  # 成文日期 (ISO) when it differs from ``date``
 
     @property
     def text(self) -> str:
@@ -55,8 +59,8 @@ class Article:
         return dt.date.fromisoformat(self.date)
 
 
-def _load_articles() -> tuple[Article, ...]:
-    raw = resources.files(__package__).joinpath("data").joinpath("articles.toml").read_text(encoding="utf-8")
+def _load_articles(name: str) -> tuple[Article, ...]:
+    raw = resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8")
     articles = []
     for item in tomllib.loads(raw)["article"]:
         body = item.pop("body")
@@ -65,8 +69,10 @@ def _load_articles() -> tuple[Article, ...]:
     return tuple(articles)
 
 
-#: The base articles, in file order (samples first).
-ARTICLES: tuple[Article, ...] = _load_articles()
+#: The articles generated ones draw their sentences from, in file order (samples first).
+_BASE: tuple[Article, ...] = _load_articles("articles.toml")
+#: Every article of the sample web: the base articles, then the policy documents.
+ARTICLES: tuple[Article, ...] = _BASE + _load_articles("policies.toml")
 _BY_ID = {a.id: a for a in ARTICLES}
 
 
@@ -191,9 +197,11 @@ _EPOCH = date(2015, 1, 1)
 
 @cache
 def _sentence_pool() -> tuple[str, ...]:
-    """Every full sentence of the base articles' bodies (no salutations, headings or signatures)."""
+    """Every full sentence of the base articles' bodies (no salutations, headings or signatures).
+
+    Only articles.toml: adding policy documents leaves the generated articles as they were."""
     pool: list[str] = []
-    for article in ARTICLES:
+    for article in _BASE:
         for paragraph in article.paragraphs:
             for sentence in re.findall(r"[^。]+。", paragraph):
                 if len(sentence) >= 24 and not re.match(r"[一二三四五六七八九十]+、", sentence):

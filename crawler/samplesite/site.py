@@ -1,4 +1,4 @@
-"""The sample web: seven Chinese policy portals built from the sample articles, with ground truth.
+"""The sample web: eight Chinese policy portals built from the sample articles, with ground truth.
 
 Why: the crawler's first command crawls this offline, and integration tests and benchmarks crawl
 it, so it has to look like the real thing (several hosts, each with its own CMS, encoding, URL
@@ -16,10 +16,14 @@ xjkjt      region department (jcms)    UTF-8 bytes but the meta says gb2312, no 
 ctex       technology exchange (004)   ``<base href>``; 来源/时间 line, 】【打印, 免责声明,
                                        相关文章, 网友评论, ICP footers; ``#comments`` links
 hitech     high-tech-zone site (002)   nav list of 13 columns above the title; 来源/日期/点击
-repost     repost portal (000-003)     Traditional with pinyin readings; 投稿郵箱 line in the
-                                       body; links back to the originals on other hosts
+repost     repost portal (000-003)     Traditional with pinyin readings in text and titles;
+                                       投稿郵箱 line in the body; links back to the originals
 haixi      county bureau (old ASP)     GBK with no charset anywhere; ``?ArticleID=`` URLs;
                                        ``<br>`` paragraphs; robots Crawl-delay
+zjkjt      information disclosure      ``标题 - 浙江省科学技术厅``; 索引号/发布机构/文号/成文日期
+           (政府信息公开, Hanweb)       table (no colons), the same as a spaced-label list with
+                                       成文日期 only, a 发布机构 line; document numbers in
+                                       〔〕, [] or （） brackets, or only under the headline
 =========  ==========================  ====================================================
 
 Every site has a robots.txt disallowing ``/admin/`` (or ``/Admin/``) and ``/private/``, and links a
@@ -27,7 +31,8 @@ private article from a list page (the crawler must never fetch it); list pages l
 article (404); the home page links a dead topic page (404). Home pages link the other sites.
 
 Ground truth (:class:`SampleWeb`): ``articles`` maps every article page ``(site, path)`` to an
-:class:`ArticlePage` (article id, variant, expected clean text, title, date, agency, author);
+:class:`ArticlePage` (article id, variant, expected clean text, title, date, agency, document
+number, author);
 pages with the same article id are duplicates (exact for ``original``/``repost``/``orphan``, near
 for ``added-paragraph``/``cut-paragraph``). ``disallowed``, ``broken``, ``attachments`` and
 :meth:`SampleWeb.reachable_articles` complete it. :class:`~crawler.samplesite.server.RunningSite`
@@ -88,6 +93,7 @@ class ArticlePage:
     original: PageKey | None = None  # the original's page, for every other variant
     traditional: bool = False  # shown in Traditional with pinyin readings
     serial: int = 0  # the CMS's article number (used in URLs and chrome)
+    shows_number: bool = False  # the site prints the document number (发文字号) of its documents
 
     @property
     def key(self) -> PageKey:
@@ -122,6 +128,12 @@ class ArticlePage:
 
     @property
     def display_title(self) -> str:
+        """The title as the page shows it (on the repost portal with readings, like its text)."""
+        return self.display(self.title)
+
+    @property
+    def expected_title(self) -> str:
+        """The title an extractor should return: the page's script, no readings, no site name."""
         return self.display(self.title, readings=False)
 
     @property
@@ -131,6 +143,27 @@ class ArticlePage:
     @property
     def agency(self) -> str | None:
         return get_article(self.article_id).agency
+
+    @property
+    def expected_agency(self) -> str | None:
+        """The issuing agency as the page names it (its script, no readings), or None."""
+        agency = self.agency
+        return self.display(agency, readings=False) if agency else None
+
+    @property
+    def document_number(self) -> str | None:
+        """The document number (发文字号, standard form) when the page shows one: in its
+        disclosure table or 发布机构 line, or on a line of its text."""
+        number = get_article(self.article_id).document_number
+        if number and (self.shows_number or number in self.text.split("\n")):
+            return number
+        return None
+
+    @property
+    def written(self) -> str:
+        """The date the document was signed (成文日期), ISO."""
+        article = get_article(self.article_id)
+        return article.written or article.date
 
     @property
     def author(self) -> str | None:
@@ -290,6 +323,8 @@ class PortalSite(Site):
     compress: ClassVar[bool] = False
     extra_headers: ClassVar[Mapping[str, str]] = {}
     link_style: ClassVar[str] = "absolute"  # "absolute" path, "relative", or "base" (see base_dir)
+    title_sep: ClassVar[str] = "_"  # between the page's name and the site's in <title>
+    shows_numbers: ClassVar[bool] = False  # article templates print the document number
     base_dir: ClassVar[str] = ""  # the <base href> path when link_style == "base"
     dot: ClassVar[bool] = False  # relative links start with "./"
     crumb_sep: ClassVar[str] = " &gt; "
@@ -579,7 +614,7 @@ class PortalSite(Site):
             nav=self._nav(target, plan),
             column_id=column.ident,
         )
-        return self._layout(target, plan, f"{column.name}_{self.title}", body)
+        return self._layout(target, plan, f"{column.name}{self.title_sep}{self.title}", body)
 
     def _crumb_html(self, target: str, crumbs: list[Link], column: Column, tail: str = "") -> str:
         home, col = (f'<a href="{self.href(target, k)}">{escape(k.text)}</a>' for k in crumbs)
@@ -623,6 +658,10 @@ class PortalSite(Site):
             "datetime": f"{page.date} {8 + page.serial % 10:02d}:{page.serial * 7 % 60:02d}",
             "agency": escape(agency),
             "agency_or_unknown": escape(agency or "未知"),
+            "number": escape(self._number_shown(page)),
+            "written": page.written,
+            "written_cn": f"{date.fromisoformat(page.written):%Y年%m月%d日}",
+            "index_no": f"002482870/{day.year}-{page.serial:05d}",
             "author": escape(author),
             "author_or_anon": escape(author or "佚名"),
             "column": escape(column.name),
@@ -642,13 +681,19 @@ class PortalSite(Site):
             "nav": self._nav(target, plan),
         }
 
+    @staticmethod
+    def _number_shown(page: ArticlePage) -> str:
+        article = get_article(page.article_id)
+        return article.number_display or article.document_number or ""
+
     def render_article(self, target: str, page: ArticlePage) -> str:
         plan = self.article_plan(page)
         context = self.article_context(target, page, plan)
         sections = _templates(self.name)
         head = sections["article_head"].substitute(context) if "article_head" in sections else ""
-        body = sections["article"].substitute(context)
-        return self._layout(target, plan, f"{page.display_title}_{self.title}", body, head)
+        # a column may have its own article template (an information-disclosure column)
+        body = sections.get(f"article_{page.column}", sections["article"]).substitute(context)
+        return self._layout(target, plan, f"{page.display_title}{self.title_sep}{self.title}", body, head)
 
     def _response(self, text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
         ctype = f"text/html; charset={self.encoding}" if self.header_charset else "text/html"
@@ -894,8 +939,37 @@ class LegacySite(PortalSite):
         return f"/UploadFiles/{page.date[:4]}{page.serial}.pdf"
 
 
+class DisclosureSite(PortalSite):
+    """Provincial department with a 政府信息公开 section (Hanweb style): policy documents with their
+    索引号/发布机构/文号/成文日期 table or list, news with a 发布机构 line, ``标题 - 站名`` titles.
+
+    Added after the first seven sites (port 8808) and takes no generated articles, so that every
+    page of the others keeps its URL and content."""
+
+    slug = "zjkjt"
+    title = "浙江省科学技术厅"
+    columns_spec = (("zcwj", "政策文件"), ("tzgg", "通知公告"), ("gzdt", "工作动态"))
+    server_name = "openresty"
+    serial_base = 2487000
+    page_size = 2
+    takes_generated = False
+    title_sep = " - "
+    shows_numbers = True
+    para_html = '<p style="text-indent:2em">{}</p>'
+    sig_html = '<p style="text-align:right">{}</p>'
+
+    def list_path(self, column: Column, page: int) -> str:
+        return f"/col/{column.key}/index.html" if page == 0 else f"/col/{column.key}/index_{page}.html"
+
+    def list_aliases(self, column: Column) -> tuple[str, ...]:
+        return (f"/col/{column.key}/",)
+
+    def article_path(self, column: Column, day: date, serial: int) -> str:
+        return f"/{column.key}/{day:%Y}/{day:%m%d}/art_{serial}.html"
+
+
 PORTALS: tuple[type[PortalSite], ...] = (
-    MinistrySite, ProvinceSite, JcmsSite, ExchangeSite, HitechSite, RepostSite, LegacySite,
+    MinistrySite, ProvinceSite, JcmsSite, ExchangeSite, HitechSite, RepostSite, LegacySite, DisclosureSite,
 )  # fmt: skip
 #: The standard sites, in port order (``DEFAULT_PORT_BASE + index``).
 SITE_NAMES: tuple[str, ...] = tuple(p.slug for p in PORTALS)
@@ -928,6 +1002,15 @@ PLACEMENTS: tuple[tuple[str, tuple[str, str], tuple[tuple[str, str, str], ...]],
     ("zgc-frontier-enterprise-notice", ("hitech", "zcjd"), ()),
     ("hitech-cluster-exchange-wuhan", ("hitech", "gxqxw"), ()),
     ("nanchong-tech-commissioners", ("repost", "keji"), ()),
+    # the information-disclosure portal's documents (data/policies.toml)
+    ("zj-innovation-voucher-measures", ("zjkjt", "zcwj"), ()),
+    ("zj-lab-management-rules", ("zjkjt", "zcwj"), ()),
+    ("zj-sme-evaluation-service-notice", ("zjkjt", "zcwj"), ()),
+    ("zj-rd-program-call", ("zjkjt", "tzgg"), ()),
+    ("zj-science-base-recognition-notice", ("zjkjt", "tzgg"), ()),
+    ("zj-provincial-work-conference", ("zjkjt", "gzdt"), (("repost", "keji", REPOST),)),
+    ("zj-aksu-cooperation-meeting", ("zjkjt", "gzdt"), ()),
+    ("zj-sme-list-announcement", ("zjkjt", "gzdt"), ()),
 )  # fmt: skip
 
 
@@ -1036,7 +1119,10 @@ def _place(web: SampleWeb, entries: list[tuple[str, str, str, str]]) -> None:
         for index, (day, _order, column, article_id, variant) in enumerate(items):
             serial = portal.serial_base + 1 + index * 3
             path = portal.article_path(portal.by_key[column], day, serial)
-            page = ArticlePage(name, path, article_id, column, variant, None, portal.traditional, serial)
+            page = ArticlePage(
+                name, path, article_id, column, variant, None, portal.traditional, serial,
+                shows_number=portal.shows_numbers,
+            )  # fmt: skip
             placed.append((portal, page))
             if variant == ORIGINAL:
                 originals[article_id] = page.key
@@ -1048,9 +1134,9 @@ def _place(web: SampleWeb, entries: list[tuple[str, str, str, str]]) -> None:
 
 
 def build_site(scale: int = 1, *, crawl_delay: float | None = 1.0) -> SampleWeb:
-    """Build the sample web. ``scale`` = 1: the 24 base articles on 36 article pages; each further
+    """Build the sample web. ``scale`` = 1: the 32 base articles on 45 article pages; each further
     step adds 20 generated articles (every 10th also reposted on another site), so about
-    ``36 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
+    ``45 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
     Pages are rendered on request, so building even the largest web is quick and small.
     ``crawl_delay`` is the robots.txt Crawl-delay of the site that has one (haixi; None: drop it)."""
     if scale < 1:
