@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(5_000_000, gt=0, description="Cap on a page body, after decompression.")
     max_redirects: int = Field(5, ge=0, description="Redirect hops followed per page.")
     max_url_length: int = Field(2048, gt=0, description="Longer URLs are refused.")
+    max_attachment_bytes: int = Field(
+        20_000_000, gt=0, description="Cap on an attachment file (PDF, DOCX...), after decompression."
+    )
     allow_private_networks: bool = Field(
         False, description="Allow fetching loopback/private/link-local addresses (local sites, tests)."
     )
@@ -44,6 +47,13 @@ class Settings(BaseSettings):
     per_host_delay: float = Field(1.0, ge=0, description="Seconds between requests to one host.")
     extract_workers: int = Field(0, ge=0, description="Extraction processes; 0 = one per core.")
     extract_timeout: float = Field(30.0, gt=0, description="Seconds extraction may take for one page.")
+
+    # Raw archive (crawler/archive.py): WARC files of every fetched page and attachment
+    archive_enabled: bool = Field(True, description="Write the raw archive (embedded mode).")
+    archive_dir: str = Field("data/warc", description="Directory of the raw archive's WARC files.")
+    archive_max_file_bytes: int = Field(
+        1_000_000_000, gt=0, description="A WARC file is closed and a new one begun past this size."
+    )
 
     # Duplicates (see crawler/dedup.py and `python -m crawler.neardup_eval`)
     near_dup_threshold: float = Field(

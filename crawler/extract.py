@@ -24,6 +24,7 @@ from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
 
 from crawler import boilerplate
+from crawler.attachments import AttachmentLink, attachment_candidates, base_url, select_attachments
 from crawler.boilerplate import Line
 from crawler.decode import decode_html
 from crawler.errors import EmptyExtraction, GarbledText
@@ -41,6 +42,8 @@ class Extraction:
     author: str | None
     canonical_url: str | None
     lang: str | None
+    #: Document files the article links (its body or its 附件 block): see crawler.attachments.
+    attachments: list[AttachmentLink] = field(default_factory=list)
 
 
 _PARSER = HTMLParser(
@@ -92,8 +95,11 @@ def extract(html: str, url: str | None = None) -> Extraction:
     discussion = is_discussion(tree, url)
 
     # on a discussion page the replies live outside the question's <article>
+    base = base_url(tree, url) if url else None  # before the article leaves the tree
     region = tree if discussion else _article_region(tree)
     _prune_streams(region)
+    # before the 附件 line's link is unwrapped below
+    candidates = attachment_candidates(region, url, base=base)
     _keep_attachment_lines(region)
     min_size = MIN_EXTRACTED_SIZE if region is tree else ARTICLE_MIN_EXTRACTED_SIZE
     lines = _main_lines(region, url, discussion, min_size)
@@ -116,6 +122,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
         author=_person(meta.get("author")),
         canonical_url=head.canonical,
         lang=guess_lang(text, head.lang),
+        attachments=select_attachments(candidates, text) if candidates else [],
     )
 
 

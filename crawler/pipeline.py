@@ -2,9 +2,10 @@
 
 ``process_page`` runs in a worker process (the embedded crawl's process pool, or a Celery
 worker): decode the bytes once, find the links (selectolax), extract and normalize the body
-(trafilatura + domain rules), compute its dedup fingerprint (:mod:`crawler.dedup`). It never
-raises: a bad page comes back as an outcome with an error reason, counted and dropped, and the
-crawl goes on.
+(trafilatura + domain rules), compute its dedup fingerprint (:mod:`crawler.dedup`), and list
+the document files it links (:mod:`crawler.attachments`). ``process_attachment`` does the same
+for a downloaded attachment: its type and its text. Neither raises: a bad page or file comes
+back as an outcome with an error reason, counted and dropped, and the crawl goes on.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from crawler.attachments import AttachmentLink, attachment_text, sniff_type
 from crawler.decode import decode_html
 from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
@@ -28,6 +30,7 @@ from crawler.errors import (
     ExtractionError,
     ExtractionTimeout,
     InvalidURL,
+    UnreadableAttachment,
 )
 from crawler.extract import Extraction, extract
 from crawler.links import PageKind, extract_links
@@ -68,6 +71,8 @@ class PageOutcome:
     #: The document's dedup keys (exact hash, MinHash signature, LSH bands), computed here in the
     #: worker process so that the single writer only looks up and compares.
     fingerprint: Fingerprint | None = None
+    #: The document files the article links (its body or its 附件 block), in page order.
+    attachments: list[AttachmentLink] = field(default_factory=list)
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -157,6 +162,7 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.ANY and len(extraction.text) < MIN_ARTICLE_CHARS:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
+    outcome.attachments = extraction.attachments
     outcome.fingerprint = Fingerprint.of(extraction.text, keep_shingles=job.keep_shingles)
     outcome.document = build_document(
         extraction,
@@ -203,3 +209,45 @@ def build_document(
         fetched_at=fetched_at or utcnow(),
         lang=extraction.lang,
     )
+
+
+# -- attachments ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AttachmentJob:
+    """A downloaded attachment for :func:`process_attachment`: its bytes and what its link and
+    response said it is."""
+
+    url: str
+    body: bytes
+    declared_type: str | None = None  # the link's type (AttachmentLink.type)
+    content_type: str | None = None
+    time_limit: float | None = None
+
+
+@dataclass(slots=True)
+class AttachmentOutcome:
+    """The attachment's type (from its bytes first), its text (PDF and DOCX; None otherwise or
+    when it has none), and why there is no text when extraction failed."""
+
+    type: str | None
+    text: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+
+
+def process_attachment(job: AttachmentJob) -> AttachmentOutcome:
+    """Type and text of one attachment, within ``job.time_limit``; never raises."""
+    kind = sniff_type(job.body, job.declared_type, job.content_type)
+    outcome = AttachmentOutcome(kind)
+    try:
+        with time_limit(job.time_limit):
+            outcome.text = attachment_text(kind, job.body)
+    except ExtractionError as exc:  # unreadable, no text, or out of time
+        outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+    except Exception as exc:  # a parser bug on a hostile file costs this file's text only
+        log.exception("attachment text extraction crashed on %s", job.url)
+        error = UnreadableAttachment(f"{type(exc).__name__}: {exc}")
+        outcome.error_reason, outcome.error_message = error.reason, str(error)
+    return outcome
