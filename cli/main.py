@@ -214,26 +214,27 @@ def cmd_extract(args: argparse.Namespace) -> int:
             status = EXIT_FAILURE
             continue
         doc = build_document(result, url=url, final_url=url)
-        out.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
+        attachments = [link.to_export() for link in result.attachments]
+        out.write(json.dumps(doc.to_export(attachments), ensure_ascii=False) + "\n")
     return status
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    count = 0
+    from cli.export import export_rows, write_jsonl, write_parquet
+
+    if args.format == "parquet" and not args.output:
+        err_console.print("export: --format parquet needs an output file (-o FILE)")
+        return EXIT_USAGE
     with _open_store(args) as store:
-        stream: IO[str]
-        with open(args.output, "w", encoding="utf-8") if args.output else _stdout() as stream:
-            for doc in store.iter_documents(source=args.source, latest_only=not args.all_versions):
-                stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
-                count += 1
-            if args.with_copies:
-                for copy, _similarity in store.iter_copies():
-                    if args.source is not None and copy.source != args.source:
-                        continue
-                    line = copy.to_export()
-                    line["text"] = copy.text or None  # null unless CRAWLER_KEEP_DUPLICATE_TEXT
-                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-                    count += 1
+        rows = export_rows(
+            store, source=args.source, all_versions=args.all_versions, with_copies=args.with_copies
+        )
+        if args.format == "parquet":
+            count = write_parquet(rows, args.output)
+        else:
+            stream: IO[str]
+            with open(args.output, "w", encoding="utf-8") if args.output else _stdout() as stream:
+                count = write_jsonl(rows, stream)
     if args.output:
         err_console.print(f"exported {count} documents to {args.output}")
     return EXIT_OK
@@ -441,8 +442,14 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--url", help="the URL the page was saved from")
     extract.set_defaults(func=cmd_extract)
 
-    export = sub.add_parser("export", help="write stored documents as JSONL")
+    export = sub.add_parser("export", help="write stored documents as JSONL (or Parquet)")
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="jsonl (default) or parquet (needs -o; schema in the README)",
+    )
     export.add_argument("--source", help="only this source's documents")
     export.add_argument(
         "--with-copies",

@@ -45,12 +45,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+__all__ = [
+    "TEXT_TYPES",
+    "TYPES",
+    "AttachmentFile",
+    "AttachmentLink",
+    "attachment_text",
+    "fetch_attachment",
+    "find_attachments",
+    "sniff_type",
+]
 from urllib.parse import parse_qsl, unquote, urljoin, urlsplit
 
 from lxml import etree
 from lxml.html import HtmlElement
 
-from crawler.document import utcnow
+from crawler.document import AttachmentLink, utcnow
 from crawler.errors import EmptyExtraction, InvalidURL, UnreadableAttachment
 from crawler.normalize import normalize_text
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
@@ -80,16 +91,6 @@ _BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "td", "tr", "table", "dd"
 _WS = re.compile(r"\s+")
 #: Ancestors of a link searched for an attachment block (label or class).
 _BLOCK_DEPTH = 4
-
-
-@dataclass(slots=True, frozen=True)
-class AttachmentLink:
-    """A document file an article links: canonical URL, the link's text, the type its URL
-    (or link text) names, ``None`` when only the download script's shape says it is a file."""
-
-    url: str
-    title: str
-    type: str | None
 
 
 @dataclass(slots=True)

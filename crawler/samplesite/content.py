@@ -28,6 +28,8 @@ from datetime import date, timedelta
 from functools import cache, lru_cache
 from importlib import resources
 
+from crawler.samplesite.files import SampleFile
+
 GENERATED_PREFIX = "gen-"
 
 
@@ -44,6 +46,9 @@ class Article:
     attachment: str | None = None  # title of a linked PDF; its "附件：" paragraph is in the body
     extra: str | None = None  # the paragraph a repost adds (see with_added_paragraph)
     source: str = ""  # provenance
+    #: Attachments with their own text (PDF, DOCX) or none (WPS), each linked from its
+    #: "附件N：title" (or "附件：title") paragraph; see crawler.samplesite.files.
+    files: tuple[SampleFile, ...] = ()
 
     @property
     def text(self) -> str:
@@ -55,13 +60,23 @@ class Article:
         return dt.date.fromisoformat(self.date)
 
 
+def _paragraphs(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 def _load_articles() -> tuple[Article, ...]:
     raw = resources.files(__package__).joinpath("data").joinpath("articles.toml").read_text(encoding="utf-8")
     articles = []
+    files: dict[str, SampleFile] = {}  # by name: a file named again is the same file
     for item in tomllib.loads(raw)["article"]:
         body = item.pop("body")
-        paragraphs = tuple(line.strip() for line in body.splitlines() if line.strip())
-        articles.append(Article(paragraphs=paragraphs, **item))
+        linked = []
+        for spec in item.pop("files", []):
+            if spec["name"] not in files:
+                text = _paragraphs(spec.pop("text", ""))
+                files[spec["name"]] = SampleFile(paragraphs=text, **spec)
+            linked.append(files[spec["name"]])
+        articles.append(Article(paragraphs=_paragraphs(body), files=tuple(linked), **item))
     return tuple(articles)
 
 
