@@ -1,6 +1,7 @@
 """``crawler``: the command line.
 
-Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``stats``, ``sources``.
+Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``reextract``, ``stats``,
+``sources``.
 Cluster mode (Celery + Redis): ``enqueue``, ``status``, ``wait``, registered from :mod:`workers.cli`.
 Every command reads its configuration from :mod:`settings` (``CRAWLER_*`` environment variables);
 flags override single values for one run.
@@ -240,6 +241,71 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reextract(args: argparse.Namespace) -> int:
+    """Extraction and dedup again from the raw archive (no network): what changed."""
+    from crawler.archive import archive_files
+    from crawler.reextract import reextract
+    from seeds import all_sources
+
+    settings = settings_for(args)
+    directory = args.archive or settings.archive_dir
+    paths = archive_files(directory)
+    if not paths:
+        err_console.print(f"reextract: no WARC files in {directory}")
+        return EXIT_FAILURE
+    hints = {source_id: source.encoding for source_id, source in all_sources().items()}
+    with _open_store(args) as store:
+        report = reextract(
+            paths,
+            store,
+            source=args.source,
+            encoding_hints=hints,
+            threshold=settings.near_dup_threshold,
+            keep_text=settings.keep_duplicate_text,
+            time_limit=settings.extract_timeout,
+        )
+    summary = {
+        "archive": str(directory),
+        "files": len(paths),
+        "pages": report.pages,
+        "unchanged": report.documents["unchanged"],
+        "changed": report.documents["version"],
+        "new": report.documents["stored"],
+        "copies": report.documents["copy"],
+        "errors": dict(report.errors),
+        "attachments": report.attachments,
+        "attachments_changed": len(report.attachments_changed),
+        "attachments_added": report.attachments_added,
+        "changed_urls": report.changed,
+        "new_urls": report.new,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    table = Table(
+        title=f"re-extraction of {directory} ({len(paths)} files)", show_header=False, title_justify="left"
+    )
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("pages re-extracted", str(report.pages))
+    table.add_row("unchanged", str(summary["unchanged"]))
+    table.add_row("changed (stored as a new version)", str(summary["changed"]))
+    table.add_row("new stories", str(summary["new"]))
+    table.add_row("copies of stories", str(summary["copies"]))
+    for reason, count in sorted(report.errors.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"no document: {reason}", str(count))
+    table.add_row("attachment files", str(report.attachments))
+    table.add_row("  text changed", str(summary["attachments_changed"]))
+    table.add_row("  not in the store before", str(report.attachments_added))
+    console = Console()
+    console.print(table)
+    for url in report.changed:
+        console.print(f"changed: {url}", highlight=False, soft_wrap=True)
+    for url in report.new:
+        console.print(f"new: {url}", highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
 def cmd_duplicates(args: argparse.Namespace) -> int:
     """Stories that were republished: each story and its copies (URL, source, similarity)."""
     with _open_store(args) as store:
@@ -463,6 +529,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(export)
     export.set_defaults(func=cmd_export)
+
+    again = sub.add_parser(
+        "reextract",
+        help="extract and deduplicate again from the raw archive (no network); report what changed",
+        description="Run extraction and dedup again on the latest archived response of every page "
+        "(CRAWLER_ARCHIVE_DIR): unchanged texts stay, changed ones are stored as new versions.",
+    )
+    again.add_argument("--source", help="only this source's pages")
+    again.add_argument("--archive", metavar="DIR", help="WARC directory (default: CRAWLER_ARCHIVE_DIR)")
+    again.add_argument("--json", action="store_true", help="machine-readable report")
+    _add_db(again)
+    again.set_defaults(func=cmd_reextract)
 
     stats = sub.add_parser("stats", help="documents and URLs in the store")
     stats.add_argument("--json", action="store_true", help="machine-readable output")
