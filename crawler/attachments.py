@@ -134,8 +134,8 @@ def _squash(text: str) -> str:
 
 def _in_block(anchor: HtmlElement) -> bool:
     """Whether a link sits in an attachment block: an ancestor (a few levels up) with an
-    attachment class/id, or whose text, or whose previous sibling's short text, starts with an
-    附件 label."""
+    attachment class/id, or whose text starts with an 附件 label, or that follows a short 附件
+    label line (with only other link lines between them)."""
     el = anchor
     for _ in range(_BLOCK_DEPTH):
         parent = el.getparent()
@@ -149,11 +149,28 @@ def _in_block(anchor: HtmlElement) -> bool:
         head = el.text_content()[:40]
         if _LABEL.match(head):
             return True
-        previous = el.getprevious()
-        if previous is not None and isinstance(previous.tag, str):
-            text = previous.text_content()
-            if len(text) <= 20 and _LABEL.match(text):
-                return True
+        if _after_label(el):
+            return True
+    return False
+
+
+#: Sibling lines searched back for an 附件 label above a list of link lines.
+_LABEL_LOOKBACK = 8
+
+
+def _after_label(el: HtmlElement) -> bool:
+    """Whether ``el`` follows a short 附件 label line, with only link lines between them."""
+    previous = el.getprevious()
+    for _ in range(_LABEL_LOOKBACK):
+        if previous is None or not isinstance(previous.tag, str):
+            return False
+        text = previous.text_content()
+        if len(text) <= 20 and _LABEL.match(text):
+            return True
+        links = previous.findall(".//a")
+        if not links or len(_squash(text)) > len(_squash("".join(a.text_content() for a in links))) + 8:
+            return False  # a line of prose, not one more file of the list
+        previous = previous.getprevious()
     return False
 
 
