@@ -50,6 +50,7 @@ import brotli
 from crawler.document import utcnow
 
 if TYPE_CHECKING:
+    from crawler.attachments import AttachmentFile
     from crawler.fetch import Exchange, FetchResult
     from settings import Settings
 
@@ -160,6 +161,17 @@ class ArchiveWriter:
                 fetched_at=fetched_at,
             )
 
+    def write_attachment(self, file: AttachmentFile, *, source: str | None = None) -> None:
+        """Archive a downloaded attachment (kind ``attachment``)."""
+        if file.exchange is not None:
+            self.write_exchange(
+                file.exchange,
+                kind=KIND_ATTACHMENT,
+                source=source,
+                requested_url=file.url,
+                fetched_at=file.fetched_at,
+            )
+
     def write_exchange(
         self,
         exchange: Exchange,
@@ -215,9 +227,10 @@ class ArchiveWriter:
             self._file.close()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        # begun-time first (to the microsecond), so that names sort in the order files were begun
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         host = "".join(c if c.isalnum() or c in "-." else "-" for c in socket.gethostname())[:40]
-        name = f"{self.prefix}-{stamp}-{host}-{os.getpid()}-{secrets.token_hex(3)}-{self._sequence:05d}"
+        name = f"{self.prefix}-{stamp}-{self._sequence:05d}-{host}-{os.getpid()}-{secrets.token_hex(3)}"
         path = self.directory / f"{name}.warc.gz"
         self._file = open(path, "xb")  # noqa: SIM115 - kept open across writes, closed by close()
         self.paths.append(path)
@@ -273,7 +286,7 @@ class ArchivedResponse:
 
 
 def archive_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """The archive's WARC files, by name (readers order records by their WARC-Date)."""
+    """The archive's WARC files, oldest first (names begin with the time the file was begun)."""
     root = Path(directory)
     if not root.is_dir():
         return []
@@ -298,20 +311,26 @@ def read_archive(
     paths: Iterable[str | os.PathLike[str]], *, kinds: Iterable[str] | None = None, source: str | None = None
 ) -> Iterator[ArchivedResponse]:
     """The response records of the files in order (optionally of some kinds and one source),
-    bodies decoded. A truncated last record (a crash while writing) ends its file quietly."""
+    bodies decoded. A record whose block digest does not match (torn by a crash while writing)
+    is left out with a warning."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     wanted = None if kinds is None else frozenset(kinds)
     for path in paths:
         with open(path, "rb") as stream:
             try:
-                for record in ArchiveIterator(stream, record_types=WarcRecordType.response, parse_http=True):
+                # HTTP parsed after the digest check (the block digest covers the HTTP headers)
+                for record in ArchiveIterator(stream, record_types=WarcRecordType.response, parse_http=False):
                     headers = record.headers
                     kind = headers.get(KIND_FIELD)
                     if wanted is not None and kind not in wanted:
                         continue
                     if source is not None and headers.get(SOURCE_FIELD) != source:
                         continue
+                    if not record.verify_block_digest(consume=False):  # torn by a crash while writing
+                        log.warning("%s: record %s is incomplete or damaged", path, record.record_id)
+                        continue
+                    record.parse_http()
                     http = record.http_headers
                     items = list(http.items()) if http is not None else []
                     encoding = next((v for k, v in items if k.lower() == "content-encoding"), None)

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.attachments import AttachmentLink, attachment_text, sniff_type
+from crawler.attachments import AttachmentFile, AttachmentLink, attachment_text, sniff_type
 from crawler.decode import decode_html
 from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
-from crawler.document import Document, utcnow
+from crawler.document import Attachment, Document, utcnow
 from crawler.errors import (
     DecodeCrashed,
     EmptyExtraction,
@@ -251,3 +251,18 @@ def process_attachment(job: AttachmentJob) -> AttachmentOutcome:
         error = UnreadableAttachment(f"{type(exc).__name__}: {exc}")
         outcome.error_reason, outcome.error_message = error.reason, str(error)
     return outcome
+
+
+def attachment_record(file: AttachmentFile, outcome: AttachmentOutcome) -> Attachment:
+    """The stored form of a downloaded attachment and what :func:`process_attachment` found."""
+    return Attachment(
+        sha256=file.sha256,
+        url=file.url,
+        size=file.size,
+        type=outcome.type,
+        final_url=file.final_url,
+        content_type=file.content_type or None,
+        text=outcome.text,
+        text_error=outcome.error_reason,
+        fetched_at=file.fetched_at,
+    )

@@ -29,6 +29,7 @@ from crawler.archive import (
     ArchivedResponse,
     read_archive,
 )
+from crawler.attachments import type_of_url
 from crawler.dedup import DEFAULT_PARAMS, Fingerprint
 from crawler.document import Attachment, AttachmentLink, Document
 from crawler.fetch import parse_content_type
@@ -61,6 +62,10 @@ class ReextractStore(Protocol):
 
     def update_attachment_text(self, sha256: str, text: str | None, text_error: str | None) -> None: ...
 
+    def resolve_attachment(
+        self, url: str, *, sha256: str | None = None, error_reason: str | None = None
+    ) -> None: ...
+
 
 @dataclass(slots=True)
 class ReextractReport:
@@ -72,6 +77,7 @@ class ReextractReport:
     attachments: int = 0  # distinct attachment files read
     attachments_changed: list[str] = field(default_factory=list)  # sha256 whose text changed
     attachments_added: int = 0  # files the store did not hold yet
+    read: set[str] = field(default_factory=set)  # sha256 of the attachment files read
 
 
 def latest_records(
@@ -122,10 +128,10 @@ def reextract(
     hints = encoding_hints or {}
     page_ids, file_ids = latest_records(paths, source=source)
     batch: list[tuple[str, PageOutcome]] = []
-    seen_files: set[str] = set()
+    files: dict[str, str] = {}  # attachment URL -> sha256 of its archived file
     for response in read_archive(paths, source=source):
         if response.record_id in file_ids and response.kind == KIND_ATTACHMENT:
-            _reextract_attachment(response, store, report, seen_files, time_limit)
+            _reextract_attachment(response, store, report, files, time_limit)
             continue
         if response.record_id not in page_ids:
             continue
@@ -154,6 +160,8 @@ def reextract(
             _store(batch, store, report, threshold, keep_text)
             batch = []
     _store(batch, store, report, threshold, keep_text)
+    for url, digest in files.items():  # the pages' links are recorded now: point them at the files
+        store.resolve_attachment(url, sha256=digest)
     return report
 
 
@@ -185,20 +193,22 @@ def _reextract_attachment(
     response: ArchivedResponse,
     store: ReextractStore,
     report: ReextractReport,
-    seen: set[str],
+    files: dict[str, str],
     time_limit: float | None,
 ) -> None:
     digest = hashlib.sha256(response.body).hexdigest()
-    if digest in seen:
-        return
-    seen.add(digest)
+    files[response.url] = digest
+    if digest in report.read:
+        return  # the same file at another URL: read once
+    report.read.add(digest)
     report.attachments += 1
     content_type = response.header("content-type")
     stored = store.get_attachment(digest)
     job = AttachmentJob(
         response.url,
         response.body,
-        declared_type=stored.type if stored is not None else None,
+        # what the crawl found, else what the URL names (an OLE2 .wps looks like a .doc)
+        declared_type=stored.type if stored is not None else type_of_url(response.url)[0],
         content_type=content_type,
         time_limit=time_limit,
     )
