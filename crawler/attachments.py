@@ -87,6 +87,17 @@ _DOWNLOAD_SCRIPT = re.compile(
 _LABEL = re.compile(r"^\s*(?:相关|下载)?附\s*件|^\s*相关(?:文件|下载)|^\s*附\s*[:：]")
 # class/id words of attachment blocks (附件 = fujian; "xgfj" 相关附件)
 _BLOCK_ATTR = re.compile(r"fujian|attach|appendix|enclosure|xgfj|\bfj\b|\bfj[-_]|[-_]fj\b", re.IGNORECASE)
+# A document extension, or a download script's words, in a lowercased raw href: only such links
+# are resolved. Substring tests, not a regex: an alternation regex tried at every position of the
+# hrefs was most of this module's time (0.9 of 1.5 ms on a corpus page).
+_MAYBE_FILE = (".pdf", ".doc", ".xls", ".wps", ".ofd", ".zip", ".rar", "down", "attach", "getfile")
+
+
+def _maybe_file(href: str) -> bool:
+    lowered = href.lower()
+    return any(word in lowered for word in _MAYBE_FILE)
+
+
 _BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "td", "tr", "table", "dd", "dl", "span", "section"})
 _WS = re.compile(r"\s+")
 #: Ancestors of a link searched for an attachment block (label or class).
@@ -121,11 +132,9 @@ def type_of_url(url: str) -> tuple[str | None, bool]:
 
 def base_url(tree: HtmlElement, page_url: str) -> str:
     """The URL the page's relative links resolve against (its ``<base href>``, else itself)."""
-    for href in tree.xpath("//base/@href")[:1]:
-        href = str(href).strip()
-        if href:
-            return urljoin(page_url, href)
-    return page_url
+    base = tree.find("head/base")  # where the HTML parser always puts it
+    href = (base.get("href") or "").strip() if base is not None else ""
+    return urljoin(page_url, href) if href else page_url
 
 
 def _squash(text: str) -> str:
@@ -188,9 +197,13 @@ def attachment_candidates(
         return []
     base = base or base_url(root, page_url)
     found: dict[str, _Candidate] = {}
-    for anchor in root.iter("a"):
-        href = (anchor.get("href") or "").strip()
-        if not href or href.startswith(("#", "javascript:", "mailto:")):
+    anchors = [(a, a.get("href")) for a in root.iter("a")]
+    # Most pages link no file: one look at all hrefs at once says so.
+    if not _maybe_file("\n".join(h for _, h in anchors if h)):
+        return []
+    for anchor, raw in anchors:
+        href = (raw or "").strip()
+        if not href or not _maybe_file(href) or href.startswith(("#", "javascript:", "mailto:")):
             continue
         try:
             url = canonicalize(urljoin(base, href), max_length=max_url_length)
