@@ -1086,9 +1086,9 @@ def _place(web: SampleWeb, entries: list[tuple[str, str, str, str]]) -> None:
 
 
 def build_site(scale: int = 1, *, crawl_delay: float | None = 1.0) -> SampleWeb:
-    """Build the sample web. ``scale`` = 1: the 24 base articles on 36 article pages; each further
+    """Build the sample web. ``scale`` = 1: the 26 base articles on 38 article pages; each further
     step adds 20 generated articles (every 10th also reposted on another site), so about
-    ``36 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
+    ``38 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
     Pages are rendered on request, so building even the largest web is quick and small.
     ``crawl_delay`` is the robots.txt Crawl-delay of the site that has one (haixi; None: drop it)."""
     if scale < 1:
