@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from crawler.archive import ArchiveWriter
     from crawler.crawl import CrawlOptions
     from crawler.fetch import FetchLimits
     from crawler.visit import Politeness, RetryPolicy
@@ -81,6 +82,12 @@ class Settings(BaseSettings):
     )
     max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed per page.")
     max_url_length: int = Field(2048, ge=64, le=65536, description="Longer URLs are refused.")
+    max_attachment_bytes: int = Field(
+        20_000_000,
+        gt=0,
+        le=1_000_000_000,
+        description="Cap on an attachment file (PDF, DOCX...), after decompression.",
+    )
     allowed_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
@@ -102,6 +109,13 @@ class Settings(BaseSettings):
     )
     max_links_per_page: int = Field(
         5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
+    )
+
+    # Raw archive (crawler/archive.py): WARC files of every fetched page and attachment
+    archive_enabled: bool = Field(True, description="Write the raw archive (embedded mode).")
+    archive_dir: str = Field("data/warc", description="Directory of the raw archive's WARC files.")
+    archive_max_file_bytes: int = Field(
+        1_000_000_000, gt=0, description="A WARC file is closed and a new one begun past this size."
     )
 
     # Duplicates (see crawler/dedup.py and `python -m crawler.neardup_eval`)
@@ -232,8 +246,17 @@ class Settings(BaseSettings):
             max_body_bytes=self.max_body_bytes,
             max_redirects=self.max_redirects,
             max_url_length=self.max_url_length,
+            max_attachment_bytes=self.max_attachment_bytes,
             network=NetworkPolicy.from_cidrs(self.allowed_networks, private=self.allow_private_networks),
         )
+
+    def archive_writer(self) -> ArchiveWriter | None:
+        """The raw archive's writer (``CRAWLER_ARCHIVE_*``), or None when it is switched off."""
+        from crawler.archive import ArchiveWriter
+
+        if not self.archive_enabled:
+            return None
+        return ArchiveWriter(self.archive_dir, max_file_bytes=self.archive_max_file_bytes)
 
     def retry_policy(self, *, ceiling: float | None = None) -> RetryPolicy:
         """Backoff of transient failures; ``ceiling`` bounds every delay (the workers' longest

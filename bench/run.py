@@ -47,8 +47,8 @@ from bench.measure import TreeSampler, cpu_seconds, read_rss, system_busy, syste
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 RUNS = ("limit", "pipeline", "embedded", "distributed", "scrapy")
-#: build_site gives ~45 + 22 * (scale - 1) article pages.
-BASE_ARTICLES, ARTICLES_PER_SCALE = 45, 22
+#: build_site gives ~47 + 22 * (scale - 1) article pages.
+BASE_ARTICLES, ARTICLES_PER_SCALE = 47, 22
 SOURCE_ID = "bench-site"
 REDIS_DB = 11  # the test suite owns 12-15
 PER_HOST_CONCURRENCY = 8

@@ -1,7 +1,8 @@
 """Files the command line writes and reads: all or nothing, and bounded.
 
-:func:`atomic_text_file` writes next to the target and renames over it only when everything was
-written, so a failing ``export`` never leaves a partial file nor replaces the previous one.
+:func:`atomic_binary_file` (and :func:`atomic_text_file`) writes next to the target and renames
+over it only when everything was written, so a failing ``export`` never leaves a partial file
+nor replaces the previous one.
 :func:`read_capped` reads at most a byte cap (``extract`` applies the crawl's body cap to saved
 pages and to standard input), so a huge input is refused before it is held in memory.
 """
@@ -9,6 +10,7 @@ pages and to standard input), so a huge input is refused before it is held in me
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import tempfile
@@ -23,7 +25,20 @@ _CHUNK = 1 << 20
 
 @contextlib.contextmanager
 def atomic_text_file(target: str | Path) -> Iterator[IO[str]]:
-    """A UTF-8 text stream whose content becomes ``target`` when the block ends without error.
+    """A UTF-8 text stream whose content becomes ``target`` when the block ends without error
+    (see :func:`atomic_binary_file`)."""
+    with atomic_binary_file(target) as raw:
+        stream = io.TextIOWrapper(raw, encoding="utf-8")
+        try:
+            yield stream
+            stream.flush()
+        finally:
+            stream.detach()  # the binary file is the one to sync, rename or remove
+
+
+@contextlib.contextmanager
+def atomic_binary_file(target: str | Path) -> Iterator[BinaryIO]:
+    """A binary stream whose content becomes ``target`` when the block ends without error.
 
     The temporary file is in the target's folder (so the rename is atomic), flushed and synced
     before it replaces the target; it keeps the target's permissions when the target exists,
@@ -34,7 +49,7 @@ def atomic_text_file(target: str | Path) -> Iterator[IO[str]]:
     folder = path.parent if str(path.parent) else Path(".")
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        with os.fdopen(fd, "wb") as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

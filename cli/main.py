@@ -1,6 +1,7 @@
 """``crawler``: the command line.
 
-Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``stats``, ``sources``.
+Embedded mode (no servers): ``crawl``, ``demo``, ``extract``, ``export``, ``reextract``, ``stats``,
+``sources``.
 Cluster mode (Celery + Redis): ``enqueue``, ``status``, ``wait``, registered from :mod:`cli.cluster`.
 Every command reads its configuration from :mod:`settings` (``CRAWLER_*`` environment variables);
 flags override single values for one run.
@@ -357,33 +358,100 @@ def cmd_extract(args: argparse.Namespace) -> int:
         finally:
             del body  # a large page's bytes need not outlive its extraction
         doc = build_document(result, url=url, final_url=url)
-        out.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
+        attachments = [link.to_export() for link in result.attachments]
+        out.write(json.dumps(doc.to_export(attachments), ensure_ascii=False) + "\n")
     return status
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Documents as JSONL on standard output, or into ``-o FILE`` all at once: written to a
-    temporary file beside it and renamed, so a failed export leaves the old file as it was."""
-    from cli.files import atomic_text_file
+    """Documents as JSONL on standard output, or into ``-o FILE`` (JSONL or Parquet) all at once:
+    written to a temporary file beside it and renamed, so a failed export leaves the old file as
+    it was."""
+    from cli.export import export_rows, write_jsonl, write_parquet
+    from cli.files import atomic_binary_file, atomic_text_file
 
-    count = 0
     to_file = args.output not in (None, "-")
+    if args.format == "parquet" and not to_file:
+        error_line("export: --format parquet needs an output file (-o FILE)")
+        return EXIT_USAGE
     with _open_store(args, must_exist=True) as store:
-        stream: IO[str]
-        with atomic_text_file(args.output) if to_file else _stdout() as stream:
-            for doc in store.iter_documents(source=args.source, latest_only=not args.all_versions):
-                stream.write(json.dumps(doc.to_export(), ensure_ascii=False) + "\n")
-                count += 1
-            if args.with_copies:
-                for copy, _similarity in store.iter_copies():
-                    if args.source is not None and copy.source != args.source:
-                        continue
-                    line = copy.to_export()
-                    line["text"] = copy.text or None  # null unless CRAWLER_KEEP_DUPLICATE_TEXT
-                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-                    count += 1
+        rows = export_rows(
+            store, source=args.source, all_versions=args.all_versions, with_copies=args.with_copies
+        )
+        if args.format == "parquet":
+            with atomic_binary_file(args.output) as sink:
+                count = write_parquet(rows, sink)
+        else:
+            stream: IO[str]
+            with atomic_text_file(args.output) if to_file else _stdout() as stream:
+                count = write_jsonl(rows, stream)
     if to_file:
         err_console.print(f"exported {count} documents to {escape(args.output)}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_reextract(args: argparse.Namespace) -> int:
+    """Extraction and dedup again from the raw archive (no network): what changed."""
+    from crawler.archive import archive_files
+    from crawler.reextract import reextract
+    from seeds import all_sources
+
+    settings = settings_for(args)
+    directory = args.archive or settings.archive_dir
+    paths = archive_files(directory)
+    if not paths:
+        err_console.print(f"reextract: no WARC files in {directory}")
+        return EXIT_FAILURE
+    hints = {source_id: source.encoding for source_id, source in all_sources().items()}
+    with _open_store(args) as store:
+        report = reextract(
+            paths,
+            store,
+            source=args.source,
+            encoding_hints=hints,
+            threshold=settings.near_dup_threshold,
+            keep_text=settings.keep_duplicate_text,
+            time_limit=settings.extract_timeout,
+        )
+    summary = {
+        "archive": str(directory),
+        "files": len(paths),
+        "pages": report.pages,
+        "unchanged": report.documents["unchanged"],
+        "changed": report.documents["version"],
+        "new": report.documents["stored"],
+        "copies": report.documents["copy"],
+        "errors": dict(report.errors),
+        "attachments": report.attachments,
+        "attachments_changed": len(report.attachments_changed),
+        "attachments_added": report.attachments_added,
+        "changed_urls": report.changed,
+        "new_urls": report.new,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    table = Table(
+        title=f"re-extraction of {directory} ({len(paths)} files)", show_header=False, title_justify="left"
+    )
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("pages re-extracted", str(report.pages))
+    table.add_row("unchanged", str(summary["unchanged"]))
+    table.add_row("changed (stored as a new version)", str(summary["changed"]))
+    table.add_row("new stories", str(summary["new"]))
+    table.add_row("copies of stories", str(summary["copies"]))
+    for reason, count in sorted(report.errors.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(f"no document: {reason}", str(count))
+    table.add_row("attachment files", str(report.attachments))
+    table.add_row("  text changed", str(summary["attachments_changed"]))
+    table.add_row("  not in the store before", str(report.attachments_added))
+    console = Console()
+    console.print(table)
+    for url in report.changed:
+        console.print(f"changed: {url}", highlight=False, soft_wrap=True)
+    for url in report.new:
+        console.print(f"new: {url}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
@@ -652,13 +720,19 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--url", type=checked.http_url, help="the URL the page was saved from")
     extract.set_defaults(func=cmd_extract)
 
-    export = sub.add_parser("export", help="write stored documents as JSONL")
+    export = sub.add_parser("export", help="write stored documents as JSONL (or Parquet)")
     export.add_argument(
         "-o",
         "--output",
         metavar="FILE",
         type=checked.output_file,
         help="output file, replaced only once the export is complete (default: standard output)",
+    )
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "parquet"),
+        default="jsonl",
+        help="jsonl (default) or parquet (needs -o; schema in the README)",
     )
     export.add_argument("--source", type=checked.source_id, help="only this source's documents")
     export.add_argument(
@@ -673,6 +747,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_db(export)
     export.set_defaults(func=cmd_export)
+
+    again = sub.add_parser(
+        "reextract",
+        help="extract and deduplicate again from the raw archive (no network); report what changed",
+        description="Run extraction and dedup again on the latest archived response of every page "
+        "(CRAWLER_ARCHIVE_DIR): unchanged texts stay, changed ones are stored as new versions.",
+    )
+    again.add_argument("--source", help="only this source's pages")
+    again.add_argument("--archive", metavar="DIR", help="WARC directory (default: CRAWLER_ARCHIVE_DIR)")
+    again.add_argument("--json", action="store_true", help="machine-readable report")
+    _add_db(again)
+    again.set_defaults(func=cmd_reextract)
 
     stats = sub.add_parser("stats", help="documents and URLs in the store")
     stats.add_argument("--json", action="store_true", help="machine-readable output")

@@ -21,12 +21,14 @@ The tree::
     │       ├── RedirectOutOfScope    redirect_out_of_scope  a redirect hop leaves the source's scope
     │       ├── NotHTML               not_html       the response is not an HTML document
     │       │   └── BadContentEncoding  bad_encoding  unsupported or corrupt Content-Encoding
+    │       ├── NotADocument          not_document   an attachment link answered with a web page
     │       └── BodyTooLarge          too_large      body (after decompression) exceeds the cap
     ├── ExtractionError               a fetched page gave no usable document
     │   ├── EmptyExtraction           empty          no body text found
     │   ├── GarbledText               garbled        the text still looks like mojibake
     │   ├── ExtractionTimeout         extract_timeout  extraction ran past its time limit
     │   ├── ExtractionCrashed         extract_crash  the extractor (or its process) died on the page
+    │   ├── UnreadableAttachment      unreadable_attachment  a PDF/DOCX that cannot be parsed
     │   ├── DecodeCrashed             decode_crash   decoding the bytes raised (a bug, counted)
     │   └── DamagedText               damaged        not a failure: the document is stored, but
     │                                                bytes were lost (replacement runs dropped)
@@ -177,6 +179,12 @@ class BadContentEncoding(NotHTML):
     reason = "bad_encoding"
 
 
+class NotADocument(PermanentFetchError):
+    """An attachment link answered with an HTML page (a login, error or viewer page), not a file."""
+
+    reason = "not_document"
+
+
 class BodyTooLarge(PermanentFetchError):
     reason = "too_large"
 
@@ -202,6 +210,12 @@ class ExtractionTimeout(ExtractionError):
 
 class ExtractionCrashed(ExtractionError):
     reason = "extract_crash"
+
+
+class UnreadableAttachment(ExtractionError):
+    """An attachment's file is corrupt, encrypted or not what its type says: no text from it."""
+
+    reason = "unreadable_attachment"
 
 
 class DecodeCrashed(ExtractionError):

@@ -29,6 +29,7 @@ from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
 
 from crawler import boilerplate
+from crawler.attachments import AttachmentLink, attachment_candidates, base_url, select_attachments
 from crawler.boilerplate import Line
 from crawler.decode import decode_html
 from crawler.errors import EmptyExtraction, GarbledText
@@ -61,6 +62,8 @@ class Extraction:
     #: The page came through a converter that inserts pinyin readings (a repost): they were
     #: removed, so the text no longer shows it.
     converted: bool = False
+    #: Document files the article links (its body or its 附件 block): see crawler.attachments.
+    attachments: list[AttachmentLink] = field(default_factory=list)
 
 
 _PARSER = HTMLParser(
@@ -112,8 +115,11 @@ def extract(html: str, url: str | None = None) -> Extraction:
     discussion = is_discussion(tree, url)
 
     # on a discussion page the replies live outside the question's <article>
+    base = base_url(tree, url) if url else None  # before the article leaves the tree
     region = tree if discussion else _article_region(tree)
     _prune_streams(region, head.title)
+    # before the 附件 line's link is unwrapped below
+    candidates = attachment_candidates(region, url, base=base)
     _keep_attachment_lines(region)
     min_size = MIN_EXTRACTED_SIZE if region is tree else ARTICLE_MIN_EXTRACTED_SIZE
     lines = _main_lines(region, url, discussion, min_size)
@@ -161,6 +167,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
         document_number=document_number(meta.get("number")) or _number_line(cleaned.lines),
         damaged=lost > 0,
         converted=converted,
+        attachments=select_attachments(candidates, text) if candidates else [],
     )
 
 

@@ -1,10 +1,16 @@
-"""Fetch one HTML page: bounded in time and size, redirects followed by hand, bytes kept raw.
+"""Fetch one HTML page (or, asked for, one document file): bounded in time and size, redirects
+followed by hand, bytes kept raw.
 
 The client is passed in (tests hand it a ``MockTransport`` or point it at a local server). We
 follow redirects ourselves so that every hop is checked against robots.txt and the address
 guard, a loop is detected, and the hop count is bounded. Bodies are read raw and decompressed
 here with an output cap, so a gzip/deflate/brotli bomb stops at ``max_body_bytes`` without ever
 being inflated in memory. Bytes are never decoded here: see :mod:`crawler.decode`.
+
+Every result carries its :class:`Exchange`: the request headers sent and the response's status
+line, headers and body as they came over the wire (before Content-Encoding is undone), which is
+what the raw archive (:mod:`crawler.archive`) writes. For an uncompressed body that is the same
+bytes object as the body, so keeping it costs nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import brotli
@@ -28,6 +35,7 @@ from crawler.errors import (
     FetchTimeout,
     HTTPStatusError,
     InvalidURL,
+    NotADocument,
     NotHTML,
     RedirectLoop,
     ServerError,
@@ -38,6 +46,9 @@ from crawler.netpolicy import NetworkPolicy
 from crawler.urls import canonicalize
 
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+#: Sent for document files: the server should not be steered to a web page.
+DOCUMENT_ACCEPT = "*/*"
 # Sniffed only when the server sends no Content-Type at all.
 _HTML_SNIFF = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta", b"<title")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -56,9 +67,36 @@ class FetchLimits:
     max_body_bytes: int
     max_redirects: int
     max_url_length: int
+    max_attachment_bytes: int
     #: Which addresses may be contacted (``CRAWLER_ALLOWED_NETWORKS``): the default for every
     #: client, fetcher and robots cache built with these limits.
     network: NetworkPolicy
+
+
+class Accept(StrEnum):
+    """What a fetch takes: an HTML page (anything else is :class:`NotHTML`), or a document
+    file such as a PDF attachment (an HTML page is then :class:`NotADocument`)."""
+
+    HTML = "html"
+    DOCUMENT = "document"
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One HTTP request and its response as they went over the wire, for the raw archive.
+
+    ``raw_body`` is the body after transfer decoding (chunks joined) and before content decoding
+    (still gzip/br when the server compressed it; ``response_headers`` say so).
+    """
+
+    url: str
+    method: str
+    request_headers: list[tuple[str, str]]
+    http_version: str
+    status: int
+    reason: str
+    response_headers: list[tuple[str, str]]
+    raw_body: bytes
 
 
 @dataclass(slots=True)
@@ -73,6 +111,8 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     elapsed: float = 0.0
+    #: The final request and response as sent and received (None for a redirect not followed).
+    exchange: Exchange | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -169,7 +209,7 @@ def make_client(
         timeout=httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout),
         headers={
             "User-Agent": limits.user_agent,
-            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
+            "Accept": HTML_ACCEPT,
             "Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5",
             "Accept-Encoding": "gzip, deflate, br",
         },
@@ -264,12 +304,15 @@ def _decoder_for(encoding: str | None, url: str) -> _Decoder:
     raise BadContentEncoding(f"unsupported Content-Encoding {encoding!r}", url=url)
 
 
-async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
+async def _read_body(response: httpx.Response, url: str, cap: int) -> tuple[bytes, bytes]:
+    """The decoded body and the raw one (the same object when the body was not compressed)."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:
         raise BodyTooLarge(f"Content-Length {declared} exceeds the {cap}-byte cap", url=url)
     decoder = _decoder_for(response.headers.get("content-encoding"), url)
+    identity = isinstance(decoder, _Identity)
     chunks: list[bytes] = []
+    raws: list[bytes] = []
     size = 0
     try:
         async for raw in response.aiter_raw():
@@ -279,9 +322,26 @@ async def _read_body(response: httpx.Response, url: str, cap: int) -> bytes:
             if size > cap:
                 raise BodyTooLarge(f"body exceeds the {cap}-byte cap (after decompression)", url=url)
             chunks.append(out)
+            if not identity:
+                raws.append(raw)
     except (zlib.error, brotli.error) as exc:
         raise BadContentEncoding(f"corrupt compressed body: {exc}", url=url) from exc
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body, (body if identity else b"".join(raws))
+
+
+def _exchange(response: httpx.Response, raw_body: bytes) -> Exchange:
+    request = response.request
+    return Exchange(
+        url=str(request.url),
+        method=request.method,
+        request_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+        http_version=response.http_version,
+        status=response.status_code,
+        reason=response.reason_phrase,
+        response_headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw],
+        raw_body=raw_body,
+    )
 
 
 _DRAIN_LIMIT = 64 * 1024
@@ -306,6 +366,17 @@ def _is_conditional(headers: dict[str, str]) -> bool:
 def _looks_like_html(start: bytes) -> bool:
     head = start[:1024].lstrip().lower()
     return any(marker in head for marker in _HTML_SNIFF)
+
+
+#: Leading bytes of the document files attachments are (PDF, OLE2 .doc/.xls/.wps, ZIP-based
+#: .docx/.xlsx/.ofd/.zip, RAR): a server that labels one text/html is wrong about the label.
+_DOCUMENT_MAGIC = (b"%PDF-", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"PK\x03\x04", b"Rar!\x1a\x07")
+
+
+def looks_like_document(start: bytes) -> bool:
+    """Whether bytes start like a document file (see :data:`_DOCUMENT_MAGIC`)."""
+    head = start[:1024].lstrip()
+    return head.startswith(_DOCUMENT_MAGIC)
 
 
 class Fetcher:
@@ -340,26 +411,41 @@ class Fetcher:
         *,
         headers: dict[str, str] | None = None,
         claim: Callable[[str], bool] | None = None,
+        accept: Accept = Accept.HTML,
+        max_bytes: int | None = None,
     ) -> FetchResult:
         """Fetch ``url`` (already canonical or not) and return its raw HTML bytes.
 
         ``claim(target)`` is asked before following a redirect; when it returns False (the
         target is already queued or fetched elsewhere) the redirect is not followed and the
         result is the redirect itself (``is_redirect``, empty body, ``final_url`` = target).
+        ``accept=Accept.DOCUMENT`` fetches a document file instead (any type but an HTML page,
+        ``Accept: */*``), capped at ``max_bytes`` (default ``limits.max_attachment_bytes``).
         Raises a :class:`~crawler.errors.FetchError` subclass for every failure; one raised on
         a redirect hop carries that hop's URL as ``final_url`` (the page that failed).
         """
         started = time.monotonic()
+        headers = dict(headers or {})
+        if accept is Accept.DOCUMENT:
+            headers.setdefault("Accept", DOCUMENT_ACCEPT)
+            cap = self.limits.max_attachment_bytes if max_bytes is None else max_bytes
+        else:
+            cap = self.limits.max_body_bytes if max_bytes is None else max_bytes
         try:
             async with asyncio.timeout(self.limits.page_deadline):
-                result = await self._fetch_chain(url, headers or {}, claim)
+                result = await self._fetch_chain(url, headers, claim, accept, cap)
         except TimeoutError as exc:
             raise FetchTimeout(f"page took longer than {self.limits.page_deadline:g} s", url=url) from exc
         result.elapsed = time.monotonic() - started
         return result
 
     async def _fetch_chain(
-        self, url: str, headers: dict[str, str], claim: Callable[[str], bool] | None
+        self,
+        url: str,
+        headers: dict[str, str],
+        claim: Callable[[str], bool] | None,
+        accept: Accept = Accept.HTML,
+        cap: int | None = None,
     ) -> FetchResult:
         current = canonicalize(url, max_length=self.limits.max_url_length)
         seen = {current}
@@ -368,7 +454,7 @@ class Fetcher:
             try:
                 if self.robots is not None:
                     await self.robots(current)
-                outcome = await self._fetch_once(current, headers)
+                outcome = await self._fetch_once(current, headers, accept, cap)
             except FetchError as exc:
                 if redirects and exc.final_url is None:
                     exc.final_url = current  # a hop failed: name it, not only the first URL
@@ -414,12 +500,20 @@ class Fetcher:
             exc.final_url = exc.final_url or target
             raise
 
-    async def _fetch_once(self, url: str, headers: dict[str, str]) -> FetchResult | tuple[int, str]:
+    async def _fetch_once(
+        self, url: str, headers: dict[str, str], accept: Accept = Accept.HTML, cap: int | None = None
+    ) -> FetchResult | tuple[int, str]:
         """One request: a result, or a redirect's (status, absolute target URL)."""
         self.policy.check_literal_host(httpx.URL(url).host)
         try:
             async with self.client.stream("GET", url, headers=headers) as response:
-                return await self._handle(url, response, conditional=_is_conditional(headers))
+                return await self._handle(
+                    url,
+                    response,
+                    conditional=_is_conditional(headers),
+                    accept=accept,
+                    cap=self.limits.max_body_bytes if cap is None else cap,
+                )
         except FetchError:
             raise
         except httpx.TimeoutException as exc:
@@ -430,7 +524,13 @@ class Fetcher:
             raise ConnectionFailed(f"{type(exc).__name__}: {exc or 'connection failed'}", url=url) from exc
 
     async def _handle(
-        self, url: str, response: httpx.Response, *, conditional: bool
+        self,
+        url: str,
+        response: httpx.Response,
+        *,
+        conditional: bool,
+        accept: Accept = Accept.HTML,
+        cap: int,
     ) -> FetchResult | tuple[int, str]:
         status = response.status_code
         if status in _REDIRECT_STATUSES or status >= 400 or status == 304:
@@ -452,11 +552,36 @@ class Fetcher:
             return FetchResult(url, url, status, mime, charset, b"", etag=etag, last_modified=last_modified)
         if status >= 400 or status < 200 or status in (204, 205):
             raise HTTPStatusError(f"HTTP {status}", url=url, status=status)
+        if accept is Accept.DOCUMENT:
+            body, raw = await _read_body(response, url, cap)
+            # a page labelled HTML (or unlabelled and looking like one) that is not a mislabelled file
+            page = mime in HTML_CONTENT_TYPES or (not mime and _looks_like_html(body))
+            if page and not looks_like_document(body):
+                raise NotADocument(f"an HTML page ({mime or 'sniffed'}), not a document file", url=url)
+            return FetchResult(
+                url,
+                url,
+                status,
+                mime or "application/octet-stream",
+                charset,
+                body,
+                etag=etag,
+                last_modified=last_modified,
+                exchange=_exchange(response, raw),
+            )
         if mime and mime not in HTML_CONTENT_TYPES:
             raise NotHTML(f"content type {mime!r} is not HTML", url=url)
-        body = await _read_body(response, url, self.limits.max_body_bytes)
+        body, raw = await _read_body(response, url, cap)
         if not mime and not _looks_like_html(body):
             raise NotHTML("no Content-Type and the body does not look like HTML", url=url)
         return FetchResult(
-            url, url, status, mime or "text/html", charset, body, etag=etag, last_modified=last_modified
+            url,
+            url,
+            status,
+            mime or "text/html",
+            charset,
+            body,
+            etag=etag,
+            last_modified=last_modified,
+            exchange=_exchange(response, raw),
         )

@@ -2,9 +2,10 @@
 
 ``process_page`` runs in a worker process (the embedded crawl's process pool, or a Celery
 worker): decode the bytes once, find the links (selectolax), extract and normalize the body
-(trafilatura + domain rules), compute its dedup fingerprint (:mod:`crawler.dedup`). It never
-raises: a bad page comes back as an outcome with an error reason, counted and dropped, and the
-crawl goes on.
+(trafilatura + domain rules), compute its dedup fingerprint (:mod:`crawler.dedup`), and list
+the document files it links (:mod:`crawler.attachments`). ``process_attachment`` does the same
+for a downloaded attachment: its type and its text. Neither raises: a bad page or file comes
+back as an outcome with an error reason, counted and dropped, and the crawl goes on.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from crawler.attachments import AttachmentFile, AttachmentLink, attachment_text, sniff_type
 from crawler.decode import decode_html
 from crawler.dedup import Fingerprint
 from crawler.dedup import content_hash as _content_hash
-from crawler.document import Document, utcnow
+from crawler.document import Attachment, Document, utcnow
 from crawler.errors import (
     DamagedText,
     DecodeCrashed,
@@ -29,6 +31,7 @@ from crawler.errors import (
     ExtractionError,
     ExtractionTimeout,
     InvalidURL,
+    UnreadableAttachment,
 )
 from crawler.extract import Extraction, extract
 from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE, PageKind, extract_links_capped
@@ -80,6 +83,8 @@ class PageOutcome:
     #: The page was a converted repost: pinyin readings were removed from its text and title
     #: (for ranking the copies of a story: an unconverted copy is the cleaner one).
     converted: bool = False
+    #: The document files the article links (its body or its 附件 block), in page order.
+    attachments: list[AttachmentLink] = field(default_factory=list)
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -172,6 +177,7 @@ def _process_page(job: PageJob) -> PageOutcome:
         return outcome  # a hub or list page of a pattern-less source, not an article
 
     outcome.converted = extraction.converted
+    outcome.attachments = extraction.attachments
     if extraction.damaged:
         outcome.damaged = True
         log.info("%s on %s: replacement characters dropped from the text", DamagedText.reason, job.final_url)
@@ -221,4 +227,61 @@ def build_document(
         content_hash=content_hash or _content_hash(extraction.text),
         fetched_at=fetched_at or utcnow(),
         lang=extraction.lang,
+    )
+
+
+# -- attachments ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class AttachmentJob:
+    """A downloaded attachment for :func:`process_attachment`: its bytes and what its link and
+    response said it is."""
+
+    url: str
+    body: bytes
+    declared_type: str | None = None  # the link's type (AttachmentLink.type)
+    content_type: str | None = None
+    time_limit: float | None = None
+
+
+@dataclass(slots=True)
+class AttachmentOutcome:
+    """The attachment's type (from its bytes first), its text (PDF and DOCX; None otherwise or
+    when it has none), and why there is no text when extraction failed."""
+
+    type: str | None
+    text: str | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+
+
+def process_attachment(job: AttachmentJob) -> AttachmentOutcome:
+    """Type and text of one attachment, within ``job.time_limit``; never raises."""
+    kind = sniff_type(job.body, job.declared_type, job.content_type)
+    outcome = AttachmentOutcome(kind)
+    try:
+        with time_limit(job.time_limit):
+            outcome.text = attachment_text(kind, job.body)
+    except ExtractionError as exc:  # unreadable, no text, or out of time
+        outcome.error_reason, outcome.error_message = exc.reason, str(exc)
+    except Exception as exc:  # a parser bug on a hostile file costs this file's text only
+        log.exception("attachment text extraction crashed on %s", job.url)
+        error = UnreadableAttachment(f"{type(exc).__name__}: {exc}")
+        outcome.error_reason, outcome.error_message = error.reason, str(error)
+    return outcome
+
+
+def attachment_record(file: AttachmentFile, outcome: AttachmentOutcome) -> Attachment:
+    """The stored form of a downloaded attachment and what :func:`process_attachment` found."""
+    return Attachment(
+        sha256=file.sha256,
+        url=file.url,
+        size=file.size,
+        type=outcome.type,
+        final_url=file.final_url,
+        content_type=file.content_type or None,
+        text=outcome.text,
+        text_error=outcome.error_reason,
+        fetched_at=file.fetched_at,
     )

@@ -80,7 +80,7 @@ from crawler.dedup import (
     shingle_hashes,
     unpack_signature,
 )
-from crawler.document import Document, utcnow
+from crawler.document import Attachment, AttachmentLink, Document, attachment_export, utcnow
 
 from .models import StorageError, UrlState, UrlStatus, mask_password
 
@@ -88,7 +88,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "Store",
     "StoryOutcome",
+    "attachments",
     "copies",
+    "document_attachments",
     "documents",
     "metadata",
     "open_store",
@@ -100,7 +102,8 @@ __all__ = [
 #: 2: copies, near_dup_bands, document_signatures (new tables: created by create_all).
 #: 3: documents.version/previous_version, urls.next_visit_at/revisit_interval (added columns).
 #: 4: documents.document_number, copies.document_number (added nullable columns).
-SCHEMA_VERSION = 4
+#: 5: attachments, document_attachments (new tables: created by create_all).
+SCHEMA_VERSION = 5
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -248,6 +251,45 @@ document_signatures = Table(
     Column("document_id", _Id, primary_key=True, autoincrement=False),
     Column("signature", LargeBinary, nullable=False),
 )
+
+# Attachment files, once per content however many pages or URLs link them. The file itself is
+# in the raw archive (crawler/archive.py); ``size`` is its length in bytes. ``url`` is where it
+# was first downloaded. ``text`` (PDF, DOCX) or ``text_error`` (a crawler.errors reason).
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=True),
+    Column("sha256", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("final_url", Text),
+    Column("type", Text),
+    Column("content_type", Text),
+    Column("size", BigInteger, nullable=False),
+    Column("text", Text),
+    Column("text_error", Text),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("sha256", name="uq_attachments_sha256"),
+)
+
+# Which page links which attachment: the page's URL (a document's or a copy's ``url``), the
+# link's URL, text and declared type, its place on the page, and once downloaded the file's
+# sha256 (NULL before, or with ``error_reason`` when the download failed).
+document_attachments = Table(
+    "document_attachments",
+    metadata,
+    Column("document_url", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("title", Text),
+    Column("type", Text),
+    Column("position", Integer, nullable=False),
+    Column("sha256", Text),
+    Column("error_reason", Text),
+    PrimaryKeyConstraint("document_url", "url", name="pk_document_attachments"),
+    Index("ix_document_attachments_url", "url"),
+    Index("ix_document_attachments_sha256", "sha256"),
+)
+
+_ATTACHMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Attachment))
 
 # One row per applied schema version; the current version is the maximum.
 schema_version = Table(
@@ -684,6 +726,7 @@ class Store:
                 # version 1 keep their old content_hash and have no LSH bands: they are not
                 # found as stories of later copies until re-crawled (see the README).
                 # 2 -> 3 and 3 -> 4 only added nullable or defaulted columns (and indexes).
+                # 4 -> 5 only added tables (attachments and their links).
                 _add_missing_columns(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
@@ -922,6 +965,143 @@ class Store:
     def count_copies(self) -> int:
         stmt = select(func.count()).select_from(copies)
         return int(self._read("counting copies", lambda conn: conn.scalar(stmt)) or 0)
+
+    # -- attachments ------------------------------------------------------------------------------
+
+    def link_attachments(self, document_url: str, links: Sequence[AttachmentLink]) -> None:
+        """Record the attachments a page links (its :attr:`PageOutcome.attachments`), in order.
+
+        Idempotent: a link recorded before keeps its download result (sha256 or error) and gets
+        the new title, type and position. Links a page no longer has are kept (an earlier
+        version of the article had them).
+        """
+        rows = {
+            link.url: {
+                "document_url": document_url,
+                "url": link.url,
+                "title": _strip_nul(link.title),
+                "type": link.type,
+                "position": position,
+            }
+            for position, link in enumerate(links)
+        }
+        if not rows:
+            return
+        stmt = self._insert(document_attachments)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[document_attachments.c.document_url, document_attachments.c.url],
+            set_={name: stmt.excluded[name] for name in ("title", "type", "position")},
+        )
+        ordered = [rows[url] for url in sorted(rows)]  # one lock order for concurrent writers
+        self._write("recording attachment links", lambda conn: conn.execute(stmt, ordered))
+
+    def add_attachment(self, attachment: Attachment) -> bool:
+        """Store a downloaded attachment unless one with its sha256 is stored (True if inserted),
+        and point every page's link to its URL at it (:meth:`resolve_attachment`)."""
+        row = {name: _strip_nul(getattr(attachment, name)) for name in _ATTACHMENT_FIELDS}
+        stmt = (
+            self._insert(attachments)
+            .on_conflict_do_nothing(index_elements=[attachments.c.sha256])
+            .returning(attachments.c.id)
+        )
+
+        def work(conn: Connection) -> bool:
+            inserted = conn.execute(stmt, row).first() is not None
+            self._resolve(conn, attachment.url, attachment.sha256, None)
+            return inserted
+
+        return self._write("storing an attachment", work)
+
+    def resolve_attachment(
+        self, url: str, *, sha256: str | None = None, error_reason: str | None = None
+    ) -> None:
+        """Record the download result of the attachment at ``url`` on every link to it: its
+        file's ``sha256``, or why it could not be had (``error_reason``, a crawler.errors reason)."""
+        self._write(
+            "recording an attachment download", lambda conn: self._resolve(conn, url, sha256, error_reason)
+        )
+
+    def _resolve(self, conn: Connection, url: str, sha256: str | None, error_reason: str | None) -> None:
+        conn.execute(
+            document_attachments.update()
+            .where(document_attachments.c.url == url)
+            .values(sha256=sha256, error_reason=error_reason)
+        )
+
+    def attachment_sha256(self, url: str) -> str | None:
+        """The sha256 an earlier download of the attachment at ``url`` found, or None: a link
+        already downloaded from another page needs no second download."""
+        stmt = (
+            select(document_attachments.c.sha256)
+            .where(document_attachments.c.url == url)
+            .where(document_attachments.c.sha256.is_not(None))
+            .limit(1)
+        )
+        return self._read("reading an attachment link", lambda conn: conn.scalar(stmt))
+
+    def get_attachment(self, sha256: str) -> Attachment | None:
+        stmt = select(attachments).where(attachments.c.sha256 == sha256)
+        row = self._read("reading an attachment", lambda conn: conn.execute(stmt).first())
+        if row is None:
+            return None
+        mapping = row._mapping
+        return Attachment(**{name: mapping[name] for name in _ATTACHMENT_FIELDS})
+
+    def iter_attachments(self, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Generator[Attachment, None, None]:
+        """Stream the stored attachments in insertion order."""
+        stmt = select(attachments).order_by(attachments.c.id)
+        for row in self._stream("reading attachments", stmt, batch_size):
+            mapping = row._mapping
+            yield Attachment(**{name: mapping[name] for name in _ATTACHMENT_FIELDS})
+
+    def update_attachment_text(self, sha256: str, text: str | None, text_error: str | None) -> None:
+        """Replace an attachment's text (a re-extraction with better code)."""
+        stmt = (
+            attachments.update()
+            .where(attachments.c.sha256 == sha256)
+            .values(text=_strip_nul(text), text_error=text_error)
+        )
+        self._write("updating an attachment's text", lambda conn: conn.execute(stmt))
+
+    def attachments_of(self, document_url: str) -> list[dict[str, Any]]:
+        """A page's attachments in their export form (``Document.to_export(attachments=...)``)."""
+        return self.attachments_for([document_url]).get(document_url, [])
+
+    def attachments_for(self, document_urls: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """The export form of the attachments of each page in ``document_urls`` (only pages
+        that link some), in page order: url, title, type, bytes, sha256, text (size, hash and
+        text null until the file is downloaded). A round trip per 500 pages."""
+        wanted = sorted(set(document_urls))
+        stmt = (
+            select(
+                document_attachments.c.document_url,
+                document_attachments.c.url,
+                document_attachments.c.title,
+                func.coalesce(attachments.c.type, document_attachments.c.type).label("type"),
+                attachments.c.size,
+                attachments.c.sha256,
+                attachments.c.text,
+            )
+            .select_from(
+                document_attachments.outerjoin(
+                    attachments, attachments.c.sha256 == document_attachments.c.sha256
+                )
+            )
+            .where(document_attachments.c.document_url.in_(bindparam("urls", expanding=True)))
+            .order_by(document_attachments.c.document_url, document_attachments.c.position)
+        )
+
+        def work(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+            found: dict[str, list[dict[str, Any]]] = {}
+            for start in range(0, len(wanted), 500):
+                for row in conn.execute(stmt, {"urls": wanted[start : start + 500]}):
+                    size = None if row.size is None else int(row.size)
+                    found.setdefault(row.document_url, []).append(
+                        attachment_export(row.url, row.title, row.type, size, row.sha256, row.text)
+                    )
+            return found
+
+        return self._read("reading attachment links", work) if wanted else {}
 
     # -- URLs -------------------------------------------------------------------------------------
 

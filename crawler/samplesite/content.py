@@ -29,6 +29,8 @@ from datetime import date, timedelta
 from functools import cache, lru_cache
 from importlib import resources
 
+from crawler.samplesite.files import SampleFile
+
 GENERATED_PREFIX = "gen-"
 
 
@@ -48,6 +50,9 @@ class Article:
     document_number: str | None = None  # 发文字号 in its standard form, e.g. 浙科发高〔2024〕12号
     number_display: str | None = None  # how its portal prints the number, when that differs
     written: str | None = None  # 成文日期 (ISO) when it differs from ``date``
+    #: Attachments with their own text (PDF, DOCX) or none (WPS), each linked from its
+    #: "附件N：title" (or "附件：title") paragraph; see crawler.samplesite.files.
+    files: tuple[SampleFile, ...] = ()
 
     @property
     def text(self) -> str:
@@ -59,13 +64,23 @@ class Article:
         return dt.date.fromisoformat(self.date)
 
 
+def _paragraphs(text: str) -> tuple[str, ...]:
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 def _load_articles(name: str) -> tuple[Article, ...]:
     raw = resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8")
     articles = []
+    files: dict[str, SampleFile] = {}  # by name: a file named again is the same file
     for item in tomllib.loads(raw)["article"]:
         body = item.pop("body")
-        paragraphs = tuple(line.strip() for line in body.splitlines() if line.strip())
-        articles.append(Article(paragraphs=paragraphs, **item))
+        linked = []
+        for spec in item.pop("files", []):
+            if spec["name"] not in files:
+                text = _paragraphs(spec.pop("text", ""))
+                files[spec["name"]] = SampleFile(paragraphs=text, **spec)
+            linked.append(files[spec["name"]])
+        articles.append(Article(paragraphs=_paragraphs(body), files=tuple(linked), **item))
     return tuple(articles)
 
 

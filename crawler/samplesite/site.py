@@ -65,6 +65,7 @@ from crawler.samplesite.content import (
     with_added_paragraph,
     with_cut_paragraph,
 )
+from crawler.samplesite.files import CONTENT_TYPES, SampleFile, file_bytes
 from crawler.samplesite.server import Request, Response, Route, pdf, site_url
 
 PageKey = tuple[str, str]  # (site name, path with query)
@@ -360,6 +361,8 @@ class PortalSite(Site):
         self.private_path = ""
         self.dead_path = ""
         self.attachment_of: dict[str, str] = {}
+        #: Article path -> its files (path, file), in 附件 order (articles with ``files``).
+        self.files_of: dict[str, list[tuple[str, SampleFile]]] = {}
 
     # -- URL scheme (overridden per CMS)
 
@@ -375,6 +378,10 @@ class PortalSite(Site):
     def attachment_path(self, page: ArticlePage) -> str:
         day = date.fromisoformat(page.date)
         return f"{page.path.rsplit('/', 1)[0]}/P0{day:%Y%m%d}{page.serial:012d}.pdf"
+
+    def file_path(self, page: ArticlePage, index: int, file: SampleFile) -> str:
+        """Where the article's ``index``-th file (1-based) lives: next to its PDF attachment."""
+        return f"{self.attachment_path(page).removesuffix('.pdf')}_{index}.{file.type}"
 
     def home_aliases(self) -> tuple[str, ...]:
         return ("/index.html",)
@@ -394,6 +401,14 @@ class PortalSite(Site):
             path = self.attachment_path(page)
             self.attachment_of[page.path] = path
             self.add_route(path, pdf(f"Attachment {page.serial}"))
+        if not generated and get_article(page.article_id).files:
+            placed = []
+            for index, file in enumerate(get_article(page.article_id).files, 1):
+                path = self.file_path(page, index, file)
+                headers = {"Content-Type": CONTENT_TYPES[file.type]}
+                self.add_route(path, Response(200, headers, file_bytes(file)))
+                placed.append((path, file))
+            self.files_of[page.path] = placed
 
     def finalize(self, page_size: int) -> None:
         """Sort and paginate the columns, register home, list, private, admin and sitemap routes."""
@@ -483,6 +498,8 @@ class PortalSite(Site):
             plan["attachment"] = [
                 Link(self.name, self.attachment_of[page.path], get_article(page.article_id).attachment or "")
             ]
+        if page.path in self.files_of:
+            plan["files"] = [Link(self.name, path, file.title) for path, file in self.files_of[page.path]]
         if page.original and self.traditional:
             plan["origin"] = [Link(*page.original, "原文鏈接")]
         return plan
@@ -621,7 +638,11 @@ class PortalSite(Site):
         parts = [home, *column.trail, col] + ([tail] if tail else [])
         return self.crumb_sep.join(parts)
 
-    def paragraphs_html(self, page: ArticlePage, attachment_href: str | None) -> str:
+    def paragraphs_html(
+        self, page: ArticlePage, attachment_href: str | None, file_hrefs: Mapping[str, str] | None = None
+    ) -> str:
+        """The body's paragraphs; a "附件：title" paragraph links its PDF, a "附件N：title" (or
+        "附件：title") paragraph the file of that title (``file_hrefs``: title -> href)."""
         simplified = page.article.paragraphs
         shown = [page.display(p) for p in simplified]
         signature = 2 if len(shown) > 2 and re.fullmatch(r"\d{4}年\d{1,2}月\d{1,2}日", simplified[-1]) else 0
@@ -631,6 +652,10 @@ class PortalSite(Site):
             markup = escape(text, quote=False)
             if attachment_href and attachment and plain == f"附件：{attachment}":
                 markup = f'附件：<a href="{attachment_href}">{escape(attachment)}</a>'
+            label = re.match(r"附件\d*：", plain)
+            if file_hrefs and label and plain[label.end() :] in file_hrefs:
+                title = plain[label.end() :]
+                markup = f'{label.group(0)}<a href="{file_hrefs[title]}">{escape(title)}</a>'
             is_signature = index >= len(shown) - signature
             out.append((self.sig_html if is_signature else self.para_html).format(markup))
         return "\n".join(out)
@@ -671,7 +696,9 @@ class PortalSite(Site):
             "canonical": site_url(self.name, page.path),
             "crumbs": self._crumb_html(target, plan["crumbs"], column, self.text_body),
             "paragraphs": self.paragraphs_html(
-                page, self.href(target, attachment[0]) if attachment else None
+                page,
+                self.href(target, attachment[0]) if attachment else None,
+                {k.label: self.href(target, k) for k in plan.get("files", [])},
             ),
             "related": related,
             "prevnext": prevnext,
@@ -1011,6 +1038,9 @@ PLACEMENTS: tuple[tuple[str, tuple[str, str], tuple[tuple[str, str, str], ...]],
     ("zj-provincial-work-conference", ("zjkjt", "gzdt"), (("repost", "keji", REPOST),)),
     ("zj-aksu-cooperation-meeting", ("zjkjt", "gzdt"), ()),
     ("zj-sme-list-announcement", ("zjkjt", "gzdt"), ()),
+    # the newest on their sites (so no earlier page's serial or URL moves): notices with files
+    ("most-transfer-agency-measures-notice", ("most", "tztg"), ()),
+    ("sc-transfer-agency-measures-forward", ("sckjt", "tzgg"), ()),
 )  # fmt: skip
 
 
@@ -1028,6 +1058,8 @@ class SampleWeb:
         self.disallowed: set[PageKey] = set()  # linked pages robots.txt forbids
         self.broken: set[PageKey] = set()  # linked pages that answer 404
         self.attachments: set[PageKey] = set()  # linked PDFs
+        #: Every attachment file with its ground truth (title, type, expected text), PDFs included.
+        self.files: dict[PageKey, SampleFile] = {}
 
     # -- routes
 
@@ -1096,6 +1128,12 @@ class SampleWeb:
                 queue.append(link)
         return depth
 
+    def files_of(self, key: PageKey) -> list[tuple[PageKey, SampleFile]]:
+        """The attachment files an article page links with their ground truth, in 附件 order."""
+        site = self.sites.get(key[0])
+        placed = site.files_of.get(key[1], []) if isinstance(site, PortalSite) else []
+        return [((key[0], path), file) for path, file in placed]
+
     def reachable_articles(self) -> set[PageKey]:
         return {key for key in self.depths() if key in self.articles}
 
@@ -1134,9 +1172,9 @@ def _place(web: SampleWeb, entries: list[tuple[str, str, str, str]]) -> None:
 
 
 def build_site(scale: int = 1, *, crawl_delay: float | None = 1.0) -> SampleWeb:
-    """Build the sample web. ``scale`` = 1: the 32 base articles on 45 article pages; each further
+    """Build the sample web. ``scale`` = 1: the 34 base articles on 47 article pages; each further
     step adds 20 generated articles (every 10th also reposted on another site), so about
-    ``45 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
+    ``47 + 22 * (scale - 1)`` article pages: scale 90 gives ~2,000, scale 900 ~20,000.
     Pages are rendered on request, so building even the largest web is quick and small.
     ``crawl_delay`` is the robots.txt Crawl-delay of the site that has one (haixi; None: drop it)."""
     if scale < 1:
@@ -1171,4 +1209,5 @@ def build_site(scale: int = 1, *, crawl_delay: float | None = 1.0) -> SampleWeb:
         web.disallowed |= {(name, built.private_path), (name, built.admin_path)}
         web.broken |= {(name, built.dead_path), (name, built.dead_special)}
         web.attachments |= {(name, path) for path in built.attachment_of.values()}
+        web.files.update(((name, path), file) for placed in built.files_of.values() for path, file in placed)
     return web
