@@ -18,6 +18,7 @@ of them.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -112,8 +113,14 @@ class Settings(BaseSettings):
     )
 
     # Raw archive (crawler/archive.py): WARC files of every fetched page and attachment
-    archive_enabled: bool = Field(True, description="Write the raw archive (embedded mode).")
-    archive_dir: str = Field("data/warc", description="Directory of the raw archive's WARC files.")
+    archive_enabled: bool = Field(True, description="Keep the raw archive (see archive_dir).")
+    archive_dir: str | None = Field(
+        None,
+        description=(
+            "Directory of the raw archive's WARC files; by default 'warc' beside a SQLite store "
+            "(./data/warc), and none for a PostgreSQL store (workers keep one only when told where)."
+        ),
+    )
     archive_max_file_bytes: int = Field(
         1_000_000_000, gt=0, description="A WARC file is closed and a new one begun past this size."
     )
@@ -250,13 +257,27 @@ class Settings(BaseSettings):
             network=NetworkPolicy.from_cidrs(self.allowed_networks, private=self.allow_private_networks),
         )
 
+    def archive_directory(self) -> str | None:
+        """Where the raw archive goes: ``archive_dir``, else ``warc`` beside a SQLite store (the
+        embedded default keeps everything under ./data), else nowhere (a PostgreSQL store: each
+        worker would write to its own disk, so workers keep an archive only when told where)."""
+        if self.archive_dir:
+            return self.archive_dir
+        scheme, _, rest = self.database_url.partition("://")
+        if scheme.lower().startswith("sqlite"):
+            path = rest[1:].split("?", 1)[0]  # sqlite:///rel/path, sqlite:////abs/path
+            if path and path != ":memory:":
+                return os.path.join(os.path.dirname(path) or ".", "warc")
+        return None
+
     def archive_writer(self) -> ArchiveWriter | None:
         """The raw archive's writer (``CRAWLER_ARCHIVE_*``), or None when it is switched off."""
         from crawler.archive import ArchiveWriter
 
-        if not self.archive_enabled:
+        directory = self.archive_directory()
+        if not self.archive_enabled or directory is None:
             return None
-        return ArchiveWriter(self.archive_dir, max_file_bytes=self.archive_max_file_bytes)
+        return ArchiveWriter(directory, max_file_bytes=self.archive_max_file_bytes)
 
     def retry_policy(self, *, ceiling: float | None = None) -> RetryPolicy:
         """Backoff of transient failures; ``ceiling`` bounds every delay (the workers' longest
@@ -308,6 +329,7 @@ class Settings(BaseSettings):
             limits=self.fetch_limits(),
             retry=self.retry_policy(),
             max_links=self.max_links_per_page,
+            archive=self.archive_writer(),
             max_pages=max_pages,
             max_depth=max_depth,
             revisit_all=revisit_all,

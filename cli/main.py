@@ -397,7 +397,10 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     from seeds import all_sources
 
     settings = settings_for(args)
-    directory = args.archive or settings.archive_dir
+    directory = args.archive or settings.archive_directory()
+    if directory is None:
+        error_line("reextract: a PostgreSQL store has an archive only where CRAWLER_ARCHIVE_DIR says")
+        return EXIT_USAGE
     paths = archive_files(directory)
     if not paths:
         err_console.print(f"reextract: no WARC files in {directory}")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -43,18 +44,28 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crawler.archive import ArchiveWriter
+from crawler.attachments import AttachmentFile, sniff_type
 from crawler.dedup import Fingerprint
-from crawler.document import Document, utcnow
-from crawler.errors import ExtractionCrashed, ExtractionTimeout, InternalError
-from crawler.fetch import FetchLimits, make_client
+from crawler.document import Attachment, AttachmentLink, Document, utcnow
+from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionTimeout, InternalError
+from crawler.fetch import FetchLimits, FetchResult, make_client
 from crawler.links import Scope
-from crawler.pipeline import PageJob, PageOutcome, process_page
+from crawler.pipeline import (
+    AttachmentJob,
+    AttachmentOutcome,
+    PageJob,
+    PageOutcome,
+    process_attachment,
+    process_page,
+)
 from crawler.politeness import HostThrottle
 from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.recrawl import is_due, plan_run
 from crawler.robots import RobotsCache
 from crawler.sources import Source
 from crawler.visit import (
+    AttachmentVisit,
     Child,
     Politeness,
     RetryPolicy,
@@ -63,6 +74,7 @@ from crawler.visit import (
     VisitPorts,
     VisitResult,
     already_done,
+    run_attachment_visit,
     run_visit,
 )
 
@@ -97,6 +109,18 @@ class DocumentStore(Protocol):
 
     def iter_urls(self, *, source: str | None = None) -> Iterator[UrlState]: ...
 
+    def link_attachments(self, document_url: str, links: Sequence[AttachmentLink]) -> None: ...
+
+    def add_attachment(self, attachment: Attachment) -> bool: ...
+
+    def resolve_attachment(
+        self, url: str, *, sha256: str | None = None, error_reason: str | None = None
+    ) -> None: ...
+
+    def attachment_sha256(self, url: str) -> str | None: ...
+
+    def pending_attachments(self, source: str) -> list[tuple[str, str | None]]: ...
+
 
 @dataclass(slots=True)
 class CrawlOptions:
@@ -113,6 +137,8 @@ class CrawlOptions:
     retry: RetryPolicy
     #: Links kept per page (the rest are counted as dropped).
     max_links: int
+    #: The raw archive (WARC), or None when it is switched off.
+    archive: ArchiveWriter | None
     max_pages: int | None = None
     max_depth: int | None = None
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
@@ -133,6 +159,7 @@ class CrawlStats:
     starts_answered: int = 0  # start URLs the server answered (a page, a 304 or a redirect)
     bytes_fetched: int = 0
     links_dropped: int = 0  # links past the per-page cap, not followed
+    attachments: int = 0  # attachment files downloaded (their text extracted when PDF or DOCX)
     damaged: int = 0  # pages stored without the replacement runs they had (see errors.DamagedText)
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)  # links not followed, by reason
@@ -160,6 +187,14 @@ class CrawlStats:
     def count(self, result: VisitResult) -> None:
         """Add one visit's result."""
         status = result.status
+        if result.attachment:
+            if status == "fetched":
+                self.attachments += 1
+            elif status == "retry":
+                self.retries += 1
+            elif result.error is not None:
+                self.errors[result.error.reason] += 1
+            return
         if status in ("fetched", "rejected"):
             self.pages_fetched += 1
             self.bytes_fetched += result.bytes
@@ -203,13 +238,38 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 class _Item:
     depth: int
     seq: int
-    visit: Visit = field(compare=False)
+    visit: Visit | AttachmentVisit = field(compare=False)
 
 
-# What the writer is given: a URL to record as queued (with the frontier item it gates), a
-# URL's state, or a page's state with its document.
-_Queued = tuple[UrlState, _Item]
-_Write = tuple[str, UrlState, Any]
+# What the writer is given, as (kind, URL state or None, value): "queued" a URL to record (value:
+# the frontier item its record gates), "state" a URL's state, "page" a page's state and outcome,
+# "release" a frontier item to let go once the batch is written (an attachment download, whose
+# link the page's batch records), "attachment" a downloaded file, "attachment_failed" (url, why).
+_Write = tuple[str, UrlState | None, Any]
+
+
+class _ThreadedArchive:
+    """The raw archive for the embedded crawl: writes (gzip, file appends) in a thread of their
+    own, off the event loop."""
+
+    def __init__(self, writer: ArchiveWriter) -> None:
+        self.writer = writer
+        self.thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="archive-writer")
+
+    async def page(self, result: FetchResult, *, kind: str, source: str) -> None:
+        loop = asyncio.get_running_loop()
+        write = functools.partial(self.writer.write_fetch, result, kind=kind, source=source)
+        await loop.run_in_executor(self.thread, write)
+
+    async def attachment(self, file: AttachmentFile, *, source: str) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.thread, functools.partial(self.writer.write_attachment, file, source=source)
+        )
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=True)
+        self.writer.close()
 
 
 class EmbeddedCrawl:
@@ -244,6 +304,8 @@ class EmbeddedCrawl:
         # Each source's own page budget (``max_pages`` in its file).
         self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
         self._starts: set[str] = set()
+        self._attachments_seen: set[str] = set()
+        self._archive = _ThreadedArchive(options.archive) if options.archive is not None else None
         self._stopping = False
         self._stopped = asyncio.Event()
         #: The signal that stopped the crawl, if one did (set by the command line's handler).
@@ -314,6 +376,18 @@ class EmbeddedCrawl:
             self._writes.put_nowait(("queued", queued, item))
         return True
 
+    async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
+        for link in links:
+            if link.url in self._attachments_seen:
+                continue
+            self._attachments_seen.add(link.url)
+            self._unfinished += 1
+            item = _Item(
+                visit.depth + 1, next(self._seq), AttachmentVisit(link.url, visit.source_id, link.type)
+            )
+            # On the frontier once the page's batch (which records the links) is written.
+            self._writes.put_nowait(("release", None, item))
+
     def _finish(self) -> None:
         self._unfinished -= 1
         if self._unfinished == 0:
@@ -366,9 +440,34 @@ class EmbeddedCrawl:
             old.shutdown(wait=False, cancel_futures=True)
             return PageOutcome.failed(ExtractionCrashed("extraction process died"))
 
+    async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._pool, process_attachment, job)
+            return await asyncio.wait_for(future, self.options.extract_timeout + _EXTRACT_GRACE)
+        except (TimeoutError, BrokenProcessPool) as exc:
+            if isinstance(exc, BrokenProcessPool):
+                if self._stopping:
+                    raise asyncio.CancelledError from None
+                old, self._pool = self._pool, self._new_pool()
+                old.shutdown(wait=False, cancel_futures=True)
+            error = ExtractionTimeout(f"no text after {self.options.extract_timeout:g} s")
+            return AttachmentOutcome(sniff_type(job.body, job.declared_type), None, error.reason, str(error))
+
     async def record(self, state: UrlState) -> None:
         self.known[state.url] = state
         self._writes.put_nowait(("state", state, None))
+
+    async def attachment_known(self, url: str) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_thread, self.store.attachment_sha256, url) is not None
+
+    async def attachment(self, record: Attachment) -> None:
+        self._writes.put_nowait(("attachment", None, record))
+
+    async def attachment_failed(self, url: str, error: CrawlerError) -> None:
+        self._writes.put_nowait(("attachment_failed", None, (url, error.reason)))
 
     async def page(self, state: UrlState, outcome: PageOutcome) -> None:
         self.known[state.url] = state
@@ -403,6 +502,7 @@ class EmbeddedCrawl:
                     retry=options.retry,
                     extract_timeout=options.extract_timeout,
                     max_links=options.max_links,
+                    archive=self._archive,
                     # No shingle set (~1,000 ints): it would cross the pipe only to be dropped;
                     # the store recomputes it from the text when a candidate needs it.
                     keep_shingles=False,
@@ -424,6 +524,8 @@ class EmbeddedCrawl:
             finally:
                 self._pool.shutdown(wait=not self.stats.interrupted, cancel_futures=True)
                 self._write_thread.shutdown(wait=True)
+                if self._archive is not None:
+                    self._archive.close()
         self.stats.finished = time.monotonic()
         return self.stats
 
@@ -494,6 +596,18 @@ class EmbeddedCrawl:
             visit = Visit(state.url, source_id, state.depth, run=self.run_id, revisit=True)
             if self._take(visit, durable=True):
                 self.stats.resumed += 1
+        # Attachments whose download an earlier crawl did not get to (their links are stored).
+        for source_id in self.sources:
+            pending = await asyncio.get_running_loop().run_in_executor(
+                self._write_thread, self.store.pending_attachments, source_id
+            )
+            for url, kind in pending:
+                if url not in self._attachments_seen:
+                    self._attachments_seen.add(url)
+                    self._unfinished += 1
+                    self._ready.put_nowait(_Item(0, next(self._seq), AttachmentVisit(url, source_id, kind)))
+        if self._unfinished:
+            self._idle.clear()
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         workers = self.options.extract_workers or os.cpu_count() or 1
@@ -515,7 +629,7 @@ class EmbeddedCrawl:
                 self._busy[task] = False
             self.stats.count(result)
             if result.status in ("fetched", "rejected", "not_modified", "redirected") and (
-                item.visit.depth == 0 and item.visit.url in self._starts
+                isinstance(item.visit, Visit) and item.visit.depth == 0 and item.visit.url in self._starts
             ):
                 self.stats.starts_answered += 1
             if result.status == "retry":
@@ -525,8 +639,16 @@ class EmbeddedCrawl:
             else:
                 self._finish()
 
-    async def _visit(self, visit: Visit, ports: VisitPorts) -> VisitResult:
+    async def _visit(self, visit: Visit | AttachmentVisit, ports: VisitPorts) -> VisitResult:
         source = self.sources[visit.source_id]
+        if isinstance(visit, AttachmentVisit):
+            try:
+                return await run_attachment_visit(visit, source, self.scopes[source.id], ports)
+            except Exception as exc:  # a bug costs one file, never the crawl
+                log.exception("unexpected error on attachment %s", visit.url)
+                bug = InternalError(f"{type(exc).__name__}: {exc}")
+                await self.attachment_failed(visit.url, bug)
+                return VisitResult("failed", error=bug, attachment=True)
         previous = self.known.get(visit.url)
         if already_done(previous, visit.since):
             return VisitResult("skipped")
@@ -544,8 +666,7 @@ class EmbeddedCrawl:
         """Put a visit that failed transiently back on the frontier after ``delay`` seconds
         (its URL is recorded queued, with the reason, meanwhile)."""
         await asyncio.sleep(delay)
-        retry = item.visit.next_attempt()
-        self._ready.put_nowait(_Item(retry.depth, next(self._seq), retry))
+        self._ready.put_nowait(_Item(item.depth, next(self._seq), item.visit.next_attempt()))
 
     # -- recording --------------------------------------------------------------------------------
 
@@ -573,7 +694,7 @@ class EmbeddedCrawl:
                 documents += entry[0] == "page"
             counts = await loop.run_in_executor(self._write_thread, self._flush, batch)
             for kind, _, item in batch:
-                if kind == "queued":
+                if kind in ("queued", "release"):
                     self._ready.put_nowait(item)
             for _ in range(documents):
                 self._write_room.release()
@@ -587,17 +708,35 @@ class EmbeddedCrawl:
         """Store a batch, in an order that a crash at any point leaves safe: the ``queued``
         records first (insert-if-absent: a URL with a state keeps it), then the states of pages
         without a document, then documents with their pages' states (copies recorded
-        ``duplicate`` by the store in the same transaction)."""
-        self.store.add_queued([state for kind, state, _ in batch if kind == "queued"])
-        self.store.record_urls([state for kind, state, _ in batch if kind == "state"])
-        pages = [(state, outcome) for kind, state, outcome in batch if kind == "page"]
+        ``duplicate`` by the store in the same transaction) and the links to their attachments,
+        then the attachments downloaded."""
+        states: dict[str, list[UrlState]] = {"queued": [], "state": []}
+        pages: list[tuple[UrlState, PageOutcome]] = []
+        for kind, state, value in batch:
+            if state is not None:
+                if kind == "page":
+                    pages.append((state, value))
+                elif kind in states:
+                    states[kind].append(state)
+        self.store.add_queued(states["queued"])
+        self.store.record_urls(states["state"])
+        stories: list[tuple[Document, Fingerprint]] = []
+        for _, outcome in pages:
+            assert outcome.document is not None  # only pages with a document are sent as "page"
+            stories.append((outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text)))
         results = self.store.add_stories(
-            [
-                (outcome.document, outcome.fingerprint or Fingerprint.of(outcome.document.text))
-                for _, outcome in pages
-            ],
+            stories,
             threshold=self.options.near_dup_threshold,
             keep_text=self.options.keep_duplicate_text,
             states=[state for state, _ in pages],
         )
+        for state, outcome in pages:
+            if outcome.attachments:
+                self.store.link_attachments(state.url, outcome.attachments)
+        for kind, _, value in batch:
+            if kind == "attachment":
+                self.store.add_attachment(value)
+            elif kind == "attachment_failed":
+                url, reason = value
+                self.store.resolve_attachment(url, error_reason=reason)
         return Counter(result.status for result in results)

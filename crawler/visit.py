@@ -12,7 +12,13 @@ one in the Celery workers (``workers/tasks.py``):
   "come back later" instead of holding a worker;
 * :class:`Budget`: the page budget of a crawl or a run;
 * :class:`Sink`: where records and documents go;
-* :class:`Pages`: where extraction runs (a process pool, or in place).
+* :class:`Pages`: where extraction runs (a process pool, or in place);
+* :class:`Archive`: the raw archive (WARC) of every fetched page and attachment, if kept.
+
+The files an article links (its 附件: PDF, DOCX, ...) are downloaded by a visit of their own,
+:func:`run_attachment_visit` (:class:`AttachmentVisit`), with the same robots.txt, address policy
+and host turns as pages; a Celery worker runs it as a task of its own queue, so that a slow PDF
+never holds a page worker.
 
 What is left to a driver is its own concern: the embedded crawl schedules a retry on its own
 frontier, a Celery task raises ``self.retry`` with a countdown. The message of a visit is one
@@ -32,7 +38,8 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from crawler.document import utcnow
+from crawler.attachments import AttachmentFile, fetch_attachment
+from crawler.document import Attachment, AttachmentLink, utcnow
 from crawler.errors import (
     CrawlerError,
     DisallowedByRobots,
@@ -44,7 +51,13 @@ from crawler.errors import (
 )
 from crawler.fetch import Fetcher, FetchLimits, FetchResult
 from crawler.links import PageKind, Scope
-from crawler.pipeline import PageJob, PageOutcome
+from crawler.pipeline import (
+    AttachmentJob,
+    AttachmentOutcome,
+    PageJob,
+    PageOutcome,
+    attachment_record,
+)
 from crawler.records import MAX_ERROR_MESSAGE, UrlState, UrlStatus, failure_record
 from crawler.recrawl import conditional_headers, links_digest, not_modified_state, schedule_visit
 from crawler.robots import ROBOTS_FAILURE_TTL, RobotsCache
@@ -100,6 +113,35 @@ class Visit:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AttachmentVisit:
+    """One download of a document file an article links, on behalf of the article's source;
+    ``type`` is what the link said it is (the bytes decide). Its message form, as for
+    :class:`Visit`: positional (url, source_id), the rest by name."""
+
+    url: str
+    source_id: str
+    type: str | None = None
+    attempt: int = 0
+
+    def next_attempt(self) -> AttachmentVisit:
+        return replace(self, attempt=self.attempt + 1)
+
+    def args(self) -> tuple[str, str]:
+        return (self.url, self.source_id)
+
+    def kwargs(self) -> dict[str, Any]:
+        return {"type": self.type, "attempt": self.attempt}
+
+    @classmethod
+    def from_message(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> AttachmentVisit:
+        url, source_id = args
+        kind = kwargs.get("type")
+        return cls(
+            str(url), str(source_id), None if kind is None else str(kind), int(kwargs.get("attempt") or 0)
+        )
+
+
 VisitStatus = Literal[
     "fetched",  # a page was read (its document, if any, went to the sink)
     "rejected",  # read, but extraction refused it (recorded failed_permanent with the reason)
@@ -125,6 +167,10 @@ class VisitResult:
     error: CrawlerError | None = None
     #: Links queued for a visit of their own.
     queued: int = 0
+    #: Attachment downloads a stored page sent.
+    attachments: int = 0
+    #: The result of an attachment download (:func:`run_attachment_visit`), not of a page.
+    attachment: bool = False
     #: Links not followed, by reason (out_of_scope, denied, not_due, ...).
     skipped: Counter[str] = field(default_factory=Counter)
     #: Body bytes read (a page, not a 304 or a redirect).
@@ -159,6 +205,10 @@ class Frontier(Protocol):
         """Claim, record (``queued``) and send the links nobody queued before; returns
         ``(queued, not_due)``: links queued, and links known and not due again yet."""
 
+    async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
+        """Send the downloads of a stored page's attachments (their links are recorded with the
+        page, :meth:`Sink.page`: a download that never happens is found pending later)."""
+
 
 @dataclass(slots=True)
 class Turn:
@@ -192,12 +242,33 @@ class Sink(Protocol):
         """Record a URL's state (upsert)."""
 
     async def page(self, state: UrlState, outcome: PageOutcome) -> None:
-        """Store a page's document (a story, a copy or a version) with its URL's state."""
+        """Store a page's document (a story, a copy or a version) with its URL's state, and
+        the links to its attachments."""
+
+    async def attachment_known(self, url: str) -> bool:
+        """Whether the attachment at ``url`` was downloaded before (for any page)."""
+
+    async def attachment(self, record: Attachment) -> None:
+        """Store a downloaded attachment (once per sha256) and resolve the links to its URL."""
+
+    async def attachment_failed(self, url: str, error: CrawlerError) -> None:
+        """Record why the attachment at ``url`` could not be had, on every link to it."""
 
 
 class Pages(Protocol):
     async def process(self, job: PageJob) -> PageOutcome:
         """Decode, find links, extract and fingerprint one page (never raises)."""
+
+    async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
+        """The type and text of a downloaded attachment (never raises)."""
+
+
+class Archive(Protocol):
+    async def page(self, result: FetchResult, *, kind: str, source: str) -> None:
+        """Keep a fetched page's request and response."""
+
+    async def attachment(self, file: AttachmentFile, *, source: str) -> None:
+        """Keep a downloaded attachment's request and response."""
 
 
 # -- rules ---------------------------------------------------------------------------------------
@@ -309,6 +380,8 @@ class VisitPorts:
     #: Whether fingerprints keep their shingle sets (a driver whose extraction runs in other
     #: processes says no: the set would be pickled only to be dropped).
     keep_shingles: bool = True
+    #: The raw archive, or None when it is switched off.
+    archive: Archive | None = None
     #: The clock of the records (tests may stop it).
     now: Callable[[], datetime] = utcnow
 
@@ -407,6 +480,8 @@ async def run_visit(
         await ports.sink.record(answered)
         return VisitResult("not_modified" if result.not_modified else "redirected")
 
+    if ports.archive is not None:
+        await ports.archive.page(result, kind=kind.value, source=source.id)
     job = page_job(
         url,
         result,
@@ -436,9 +511,53 @@ async def run_visit(
     )
     if outcome.document is not None:
         await ports.sink.page(state, outcome)
+        if outcome.attachments:
+            await ports.frontier.attachments(visit, outcome.attachments)
+            done.attachments = len(outcome.attachments)
     else:
         await ports.sink.record(state)
     return done
+
+
+async def run_attachment_visit(
+    job: AttachmentVisit, source: Source, scope: Scope, ports: VisitPorts
+) -> VisitResult:
+    """Download one attachment, keep it in the archive, find its type and text, store it.
+
+    The same robots.txt, address policy, host turns and retries as a page. Not the source's
+    scope: a portal's files often live on another host (a file server), and the article that
+    links them is in scope. A file already downloaded (for another page) is not fetched again.
+    """
+    if await ports.sink.attachment_known(job.url):
+        return VisitResult("skipped", attachment=True)
+    host = host_of(job.url)
+    try:
+        await ports.robots(job.url)
+        owner = source if scope.host_allowed(job.url) else None
+        delay = ports.politeness.delay_for(owner, await ports.robots.crawl_delay(job.url))
+        turn = await ports.gate.acquire(
+            host, delay=delay, concurrency=ports.politeness.concurrency_for(owner), holder=job.url
+        )
+        if turn.later is not None:
+            return VisitResult("deferred", countdown=turn.later, attachment=True)
+        try:
+            fetcher = Fetcher(ports.client, ports.limits, robots=_Hops(ports, source, scope))
+            file = await fetch_attachment(fetcher, job.url)
+        finally:
+            turn.release()
+    except FetchError as exc:
+        delay_s = retry_delay(exc, job.attempt, ports.retry)
+        if delay_s is not None:
+            return VisitResult("retry", countdown=delay_s, error=exc, attachment=True)
+        await ports.sink.attachment_failed(job.url, exc)
+        return VisitResult("failed", error=exc, attachment=True)
+    if ports.archive is not None:
+        await ports.archive.attachment(file, source=source.id)
+    outcome = await ports.pages.process_attachment(
+        AttachmentJob(job.url, file.body, job.type, file.content_type, time_limit=ports.extract_timeout)
+    )
+    await ports.sink.attachment(attachment_record(file, outcome))
+    return VisitResult("fetched", bytes=file.size, attachment=True)
 
 
 def _over_budget(source: Source) -> CrawlerError:

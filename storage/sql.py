@@ -1028,6 +1028,22 @@ class Store:
             .values(sha256=sha256, error_reason=error_reason)
         )
 
+    def pending_attachments(self, source: str) -> list[tuple[str, str | None]]:
+        """The attachments of ``source``'s pages never downloaded nor refused: ``(url, type)``
+        (a crawl stopped before their turn resumes them)."""
+        stmt = (
+            select(document_attachments.c.url, func.min(document_attachments.c.type))
+            .join(urls, urls.c.url == document_attachments.c.document_url)
+            .where(urls.c.source == source)
+            .where(document_attachments.c.sha256.is_(None))
+            .where(document_attachments.c.error_reason.is_(None))
+            .group_by(document_attachments.c.url)
+            .order_by(document_attachments.c.url)
+        )
+        return self._read(
+            "reading pending attachments", lambda conn: [(r[0], r[1]) for r in conn.execute(stmt)]
+        )
+
     def attachment_sha256(self, url: str) -> str | None:
         """The sha256 an earlier download of the attachment at ``url`` found, or None: a link
         already downloaded from another page needs no second download."""

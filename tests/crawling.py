@@ -9,8 +9,13 @@ from crawler.crawl import CrawlOptions
 from crawler.fetch import FetchLimits
 from settings import Settings
 
-#: What every local test crawl needs: the sample servers are on 127.0.0.1.
-LOCAL = {"allowed_networks": ["127.0.0.0/8"], "user_agent": "policy-crawler-test/1"}
+#: What every local test crawl needs: the sample servers are on 127.0.0.1; no raw archive unless a
+#: test asks for one (with archive_dir), so that no test writes under the repository's data/.
+LOCAL = {
+    "allowed_networks": ["127.0.0.0/8"],
+    "user_agent": "policy-crawler-test/1",
+    "archive_enabled": False,
+}
 
 
 def local_settings(**values: Any) -> Settings:

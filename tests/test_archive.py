@@ -167,7 +167,11 @@ def test_settings_switch_the_archive(tmp_path: Path) -> None:
     assert Settings(archive_enabled=False).archive_writer() is None
     writer = Settings(archive_dir=str(tmp_path / "w"), archive_max_file_bytes=123).archive_writer()
     assert writer is not None and writer.directory == tmp_path / "w" and writer.max_file_bytes == 123
-    assert Settings().archive_enabled and Settings().archive_dir == "data/warc"
+    assert Settings().archive_enabled and Settings().archive_directory() == "data/warc"
+    assert Settings(database_url="sqlite:////tmp/x/s.sqlite3").archive_directory() == "/tmp/x/warc"
+    assert Settings(database_url="postgresql://u@h/db").archive_directory() is None
+    told = Settings(database_url="postgresql://u@h/db", archive_dir="/srv/warc")
+    assert told.archive_directory() == "/srv/warc"
 
 
 # -- a crawl, its archive, and re-extraction with the server stopped ------------------------------

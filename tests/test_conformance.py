@@ -78,6 +78,9 @@ class Outcome:
     states: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     documents: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     copies: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
+    #: Each page's attachment links (url, title, type, bytes, sha256, text) and each file stored.
+    links: dict[tuple[str, str], list[tuple[Any, ...]]] = field(default_factory=dict)
+    files: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     by_source: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
@@ -112,6 +115,20 @@ def read_outcome(db_url: str, site: RunningSite) -> Outcome:
             k = key(copy.url)
             assert k is not None
             out.copies[k] = (copy.source, copy.content_hash, copy.duplicate_of, round(similarity, 6))
+        page_urls = [d.url for d in store.iter_documents()] + [c.url for c, _ in store.iter_copies()]
+        for page_url, found in store.attachments_for(page_urls).items():
+            k = key(page_url)
+            assert k is not None
+            out.links[k] = [
+                (key(a["url"]), a["title"], a["type"], a["bytes"], a["sha256"], a["text"]) for a in found
+            ]
+        for attachment in store.iter_attachments():
+            out.files[attachment.sha256] = (
+                attachment.type,
+                attachment.size,
+                attachment.text,
+                attachment.text_error,
+            )
     for source in SCENARIOS:
         urls = sum(1 for value in out.states.values() if value[0] == source)
         docs = sum(1 for value in out.documents.values() if value["source"] == source)
@@ -196,6 +213,12 @@ def test_both_drivers_store_the_same_documents_and_copies(embedded: Outcome, dis
     assert len(embedded.documents) > 30 and len(embedded.copies) > 5
     assert not _differences(embedded.documents, distributed.documents)
     assert not _differences(embedded.copies, distributed.copies)
+
+
+def test_both_drivers_store_the_same_attachments(embedded: Outcome, distributed: Outcome) -> None:
+    assert embedded.files and any(len(links) > 1 for links in embedded.links.values())
+    assert not _differences(embedded.links, distributed.links)
+    assert not _differences(embedded.files, distributed.files)
 
 
 def test_the_scenarios_show_what_they_are_for(embedded: Outcome) -> None:

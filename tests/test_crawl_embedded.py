@@ -48,7 +48,9 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
     web = build_site(crawl_delay=0.2)
     add_hostile_site(web)
 
-    db_url = f"sqlite:///{tmp_path_factory.mktemp('crawl') / 'crawl.sqlite3'}"
+    work = tmp_path_factory.mktemp("crawl")
+    db_url = f"sqlite:///{work / 'crawl.sqlite3'}"
+    archive = work / "warc"
     with serve_site(web) as site:
         hostile = Source.from_urls([site.url("hostile", "/")], id="hostile", max_depth=1)
         options = crawl_options(
@@ -59,6 +61,8 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
                 "read_timeout": 2.5,
                 "max_body_bytes": 1_000_000,
                 "retry_base_delay": 0.05,  # transient failures are retried within the run
+                "archive_enabled": True,
+                "archive_dir": str(archive),
             },
             concurrency=8,
             extract_workers=2,
@@ -254,3 +258,47 @@ def test_cli_export_writes_the_documented_jsonl(crawl_run: CrawlRun, tmp_path: P
     assert len(copies) == crawl_run.stats.duplicates > 0
     for line in copies:
         assert tuple(line) == EXPORT_KEYS and line["duplicate_of"] in stories and line["text"]
+
+
+# -- attachments and the raw archive ----------------------------------------------------------------
+
+
+def test_attachments_are_downloaded_once_with_their_text(crawl_run: CrawlRun) -> None:
+    """The sample notices' PDF and DOCX are stored with their text, the WPS without; the file
+    linked from two pages (two URLs, the same bytes) is stored once, and both links point at it.
+    Attachments are not crawled as pages."""
+    site = crawl_run.site
+    files = {site.url(name, path): file for (name, path), file in site.web.files.items()}
+    same: dict[tuple[str, str], set[str]] = {}
+    for url, file in files.items():
+        same.setdefault((file.name, file.type), set()).add(url)
+    assert {f.type for f in files.values()} >= {"pdf", "docx", "wps"}
+    assert any(len(urls) > 1 for urls in same.values()), "the web must link one file twice"
+    with open_store(crawl_run.db_url) as store:
+        for (name, kind), urls in same.items():
+            hashes = {store.attachment_sha256(url) for url in urls}
+            assert len(hashes) == 1 and None not in hashes, name
+            stored = store.get_attachment(hashes.pop() or "")
+            assert stored is not None and stored.type == kind and stored.url in urls
+            expected = files[stored.url].text
+            if expected is None:
+                assert stored.text is None
+            else:
+                assert stored.text is not None and char_f1(stored.text, expected) >= 0.97
+        assert store.pending_attachments("sample-site") == []
+        crawled = {url for url in files if store.get_url(url) is not None}
+        assert not crawled, "an attachment was crawled as a page"
+    assert crawl_run.stats.attachments >= len(same)
+
+
+def test_every_fetched_page_is_in_the_raw_archive(crawl_run: CrawlRun, tmp_path: Path) -> None:
+    from crawler.archive import archive_files, read_archive
+
+    directory = Path(crawl_run.db_url.removeprefix("sqlite:///")).parent / "warc"
+    records = list(read_archive(archive_files(directory)))
+    kinds = Counter(r.kind for r in records)
+    assert kinds["attachment"] == crawl_run.stats.attachments
+    pages = sum(n for kind, n in kinds.items() if kind != "attachment")
+    assert pages == crawl_run.stats.pages_fetched
+    urls = {r.url for r in records}
+    assert set(crawl_run.site.truth) & set(crawl_run.site.reachable_urls()) <= urls

@@ -36,9 +36,9 @@ from celery import Celery
 from celery.signals import worker_shutting_down
 from kombu import Queue
 
-from crawler.visit import Visit
+from crawler.visit import AttachmentVisit, Visit
 from settings import Settings, get_settings, max_countdown
-from workers.routing import CRAWL_QUEUE, CRAWL_SOURCE, FETCH_PAGE, QUEUES, TASK_ROUTES
+from workers.routing import CRAWL_QUEUE, CRAWL_SOURCE, FETCH_ATTACHMENT, FETCH_PAGE, QUEUES, TASK_ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,16 @@ def send_fetch(visit: Visit, *, countdown: float | None = None, via: Celery | No
     if countdown:
         options["countdown"] = bounded_countdown(countdown, config)
     (via or app).send_task(FETCH_PAGE, args=visit.args(), kwargs=visit.kwargs(), **options)
+
+
+def send_attachment(
+    visit: AttachmentVisit, *, countdown: float | None = None, via: Celery | None = None
+) -> None:
+    """Queue one attachment download (its message is :class:`crawler.visit.AttachmentVisit`)."""
+    options: dict[str, Any] = {}
+    if countdown:
+        options["countdown"] = bounded_countdown(countdown, config)
+    (via or app).send_task(FETCH_ATTACHMENT, args=visit.args(), kwargs=visit.kwargs(), **options)
 
 
 def send_crawl_source(source_id: str) -> None:

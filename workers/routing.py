@@ -1,9 +1,11 @@
 """Task names, queues and routes: plain data, importable without Celery (the CLI reads them).
 
-Two queues: ``crawl`` carries one message per page visit (many, short), ``schedule`` carries the
-seeding of a whole source (few, triggered by beat or ``crawler enqueue --source``). Keeping
+Three queues: ``crawl`` carries one message per page visit (many, short), ``attachments`` one per
+document file an article links (fewer, and a large PDF takes a while: kept apart, a slow file
+never holds the page crawl, and workers can be dedicated with ``-Q attachments``), ``schedule``
+the seeding of a whole source (few, triggered by beat or ``crawler enqueue --source``). Keeping
 seeding apart means a deep crawl backlog never delays the start of a scheduled run. Workers
-consume both unless started with ``-Q``.
+consume every queue unless started with ``-Q``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from typing import Any
 
 #: Task names are explicit and stable: they are what travels in messages and what Flower shows.
 FETCH_PAGE = "crawler.fetch_page"
+FETCH_ATTACHMENT = "crawler.fetch_attachment"
 CRAWL_SOURCE = "crawler.crawl_source"
 
 CRAWL_QUEUE = "crawl"
+ATTACHMENT_QUEUE = "attachments"
 SCHEDULE_QUEUE = "schedule"
-QUEUES: tuple[str, ...] = (CRAWL_QUEUE, SCHEDULE_QUEUE)
+QUEUES: tuple[str, ...] = (CRAWL_QUEUE, ATTACHMENT_QUEUE, SCHEDULE_QUEUE)
 
 TASK_ROUTES: dict[str, dict[str, Any]] = {
     FETCH_PAGE: {"queue": CRAWL_QUEUE},
+    FETCH_ATTACHMENT: {"queue": ATTACHMENT_QUEUE},
     CRAWL_SOURCE: {"queue": SCHEDULE_QUEUE},
 }
 

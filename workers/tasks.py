@@ -46,9 +46,12 @@ from celery import Celery, Task
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery.utils.log import get_task_logger
 
+from crawler.archive import ArchiveWriter
+from crawler.attachments import AttachmentFile
 from crawler.dedup import Fingerprint
-from crawler.document import utcnow
+from crawler.document import Attachment, AttachmentLink, utcnow
 from crawler.errors import (
+    CrawlerError,
     HostBusy,
     InternalError,
     OverBudget,
@@ -56,18 +59,42 @@ from crawler.errors import (
     UnknownSource,
     WorkerLost,
 )
-from crawler.fetch import make_client
+from crawler.fetch import FetchResult, make_client
 from crawler.links import Scope
-from crawler.pipeline import PageJob, PageOutcome, process_page
+from crawler.pipeline import (
+    AttachmentJob,
+    AttachmentOutcome,
+    PageJob,
+    PageOutcome,
+    process_attachment,
+    process_page,
+)
 from crawler.records import failure_record
 from crawler.recrawl import is_due, plan_run
 from crawler.robots import RobotsCache
 from crawler.sources import Source
-from crawler.visit import Child, Turn, Visit, VisitPorts, VisitResult, already_done, run_visit
+from crawler.visit import (
+    AttachmentVisit,
+    Child,
+    Turn,
+    Visit,
+    VisitPorts,
+    VisitResult,
+    already_done,
+    run_attachment_visit,
+    run_visit,
+)
 from settings import get_settings
 from storage import StorageError, Store, UrlState, UrlStatus, open_store
-from workers.app import WorkerConfig, app, bounded_countdown, send_fetch, visibility_timeout
-from workers.routing import CRAWL_SOURCE, FETCH_PAGE
+from workers.app import (
+    WorkerConfig,
+    app,
+    bounded_countdown,
+    send_attachment,
+    send_fetch,
+    visibility_timeout,
+)
+from workers.routing import CRAWL_SOURCE, FETCH_ATTACHMENT, FETCH_PAGE
 from workers.state import CrawlState, connect
 
 log = get_task_logger(__name__)
@@ -149,6 +176,7 @@ class Runtime:
         self._state: CrawlState | None = None
         self._robots: RobotsCache | None = None
         self._sources: Sources | None = None
+        self._archive: ProcessArchive | None = None
 
     @staticmethod
     def now() -> datetime:
@@ -189,6 +217,14 @@ class Runtime:
         return self._robots
 
     @property
+    def archive(self) -> ProcessArchive | None:
+        """This process's raw archive, or None when it is switched off."""
+        if self._archive is None and self.settings.archive_enabled:
+            writer = self.settings.archive_writer()
+            self._archive = ProcessArchive(writer) if writer is not None else None
+        return self._archive
+
+    @property
     def sources(self) -> Sources:
         if self._sources is None:
             self._sources = Sources(self.state)
@@ -221,9 +257,11 @@ class Runtime:
             self._loop.close()
         if self._store is not None:
             self._store.close()
+        if self._archive is not None:
+            self._archive.writer.close()
         if self._state is not None:
             self._state.client.close()
-        self._loop = self._client = self._store = self._state = self._robots = None
+        self._loop = self._client = self._store = self._state = self._robots = self._archive = None
 
 
 _runtime: Runtime | None = None
@@ -352,6 +390,12 @@ class ClusterPorts:
             send_fetch(child, via=rt.sender)
         return len(queued), not_due
 
+    async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
+        # The links were recorded with the page (page()); a message the broker loses is sent
+        # again by the source's next run (Store.pending_attachments).
+        for link in links:
+            send_attachment(AttachmentVisit(link.url, visit.source_id, link.type), via=self.rt.sender)
+
     # HostGate
 
     async def acquire(self, host: str, *, delay: float, concurrency: int, holder: str) -> Turn:
@@ -417,11 +461,39 @@ class ClusterPorts:
             keep_text=self.rt.settings.keep_duplicate_text,
             states=[state],
         )
+        if outcome.attachments:
+            self.rt.store.link_attachments(state.url, outcome.attachments)
+
+    async def attachment_known(self, url: str) -> bool:
+        return self.rt.store.attachment_sha256(url) is not None
+
+    async def attachment(self, record: Attachment) -> None:
+        self.rt.store.add_attachment(record)
+
+    async def attachment_failed(self, url: str, error: CrawlerError) -> None:
+        self.rt.store.resolve_attachment(url, error_reason=error.reason)
 
     # Pages
 
     async def process(self, job: PageJob) -> PageOutcome:
         return process_page(job)
+
+    async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
+        return process_attachment(job)
+
+
+class ProcessArchive:
+    """The raw archive port of a worker process: one writer per process (its file names carry
+    the process id, so workers never write into one file), written in place."""
+
+    def __init__(self, writer: ArchiveWriter) -> None:
+        self.writer = writer
+
+    async def page(self, result: FetchResult, *, kind: str, source: str) -> None:
+        self.writer.write_fetch(result, kind=kind, source=source)
+
+    async def attachment(self, file: AttachmentFile, *, source: str) -> None:
+        self.writer.write_attachment(file, source=source)
 
 
 def visit_ports(rt: Runtime, *, redelivered: bool) -> VisitPorts:
@@ -439,6 +511,7 @@ def visit_ports(rt: Runtime, *, redelivered: bool) -> VisitPorts:
         retry=rt.policy,
         extract_timeout=rt.settings.extract_timeout,
         max_links=rt.settings.max_links_per_page,
+        archive=rt.archive,
         now=rt.now,
     )
 
@@ -470,6 +543,18 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Vis
         return await run_visit(visit, source, rt.sources.scope(source), previous, ports)
     finally:
         state.finish_delivery(visit.url)
+
+
+async def download_attachment(rt: Runtime, visit: AttachmentVisit) -> VisitResult:
+    """Download one attachment (see :func:`crawler.visit.run_attachment_visit`). Raises only for
+    infrastructure failures."""
+    source = rt.sources.get(visit.source_id)
+    if source is None:
+        unknown = UnknownSource(f"no source {visit.source_id!r} in the seeds or in Redis")
+        rt.store.resolve_attachment(visit.url, error_reason=unknown.reason)
+        return VisitResult("unknown_source", error=unknown, attachment=True)
+    ports = visit_ports(rt, redelivered=False)
+    return await run_attachment_visit(visit, source, rt.sources.scope(source), ports)
 
 
 # -- the task shells ------------------------------------------------------------------------------
@@ -520,6 +605,43 @@ def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         )
     if result.status == "deferred":
         send_fetch(visit, countdown=result.countdown, via=rt.sender)
+    return result.summary()
+
+
+@app.task(name=FETCH_ATTACHMENT, bind=True, max_retries=None)
+def fetch_attachment(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Download one attachment, find its text, store it once per sha256. The message is
+    :class:`crawler.visit.AttachmentVisit`; retried like a page on transient failures."""
+    rt = runtime()
+    visit = AttachmentVisit.from_message(args, kwargs)
+    try:
+        result = rt.run(download_attachment(rt, visit))
+    except INFRA_ERRORS as exc:
+        raise self.retry(
+            exc=exc,
+            countdown=_infra_countdown(self.request.retries, rt.config),
+            max_retries=INFRA_MAX_RETRIES,
+        ) from exc
+    except SoftTimeLimitExceeded:
+        cut = TimeLimitExceeded(f"the download took longer than {rt.config.task_soft_time_limit:g} s")
+        rt.store.resolve_attachment(visit.url, error_reason=cut.reason)
+        return {"status": "time_limit"}
+    except Exception as exc:  # a bug costs one file, never a redelivery loop
+        log.exception("unexpected error on attachment %s", visit.url)
+        rt.store.resolve_attachment(visit.url, error_reason=InternalError(str(exc)).reason)
+        return {"status": "internal"}
+    if result.status == "retry":
+        assert result.error is not None
+        retry = visit.next_attempt()
+        raise self.retry(
+            args=retry.args(),
+            kwargs=retry.kwargs(),
+            countdown=bounded_countdown(result.countdown, rt.config),
+            exc=result.error,
+            max_retries=None,
+        )
+    if result.status == "deferred":
+        send_attachment(visit, countdown=result.countdown, via=rt.sender)
     return result.summary()
 
 
@@ -611,5 +733,9 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
     starts = set(plan.starts)
     lost = [s for s in waiting if s.error_reason != OverBudget.reason and s.url not in starts]
     resumed += _resend_lost(rt, source, lost, now)
+    # Attachments never downloaded (a lost message, or a run cut short): sent again; one that is
+    # in flight meanwhile costs a skipped task (the store says it is known).
+    for url, kind in store.pending_attachments(source.id):
+        send_attachment(AttachmentVisit(url, source.id, kind), via=rt.sender)
     log.info("run %.3f of %s: %d start URLs queued, %d earlier URLs resumed", run, source.id, queued, resumed)
     return {"status": "started", "run": run, "queued": queued, "resumed": resumed}
