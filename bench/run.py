@@ -46,7 +46,7 @@ from bench.measure import TreeSampler, cpu_seconds, read_rss, system_busy, syste
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-RUNS = ("limit", "pipeline", "embedded", "distributed", "scrapy")
+RUNS = ("limit", "pipeline", "embedded", "archive", "distributed", "scrapy")
 #: build_site gives ~47 + 22 * (scale - 1) article pages.
 BASE_ARTICLES, ARTICLES_PER_SCALE = 47, 22
 SOURCE_ID = "bench-site"
@@ -370,12 +370,18 @@ class Bench:
 
         return self.measure(RunResult("limit" if mode == "trafilatura" else "pipeline", round_), body)
 
-    def run_embedded(self, round_: int, *, label: str = "embedded", profile: Path | None = None) -> RunResult:
+    def run_embedded(
+        self, round_: int, *, label: str = "embedded", profile: Path | None = None, archive: bool = False
+    ) -> RunResult:
+        """``crawler crawl`` into a fresh SQLite store; ``archive``: with the raw archive (WARC)
+        on, its bytes counted (the other embedded runs measure the crawl without it)."""
         db = self.workdir / f"{label}-r{round_}.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
+        warc = self.workdir / f"{label}-r{round_}-warc"
+        shutil.rmtree(warc, ignore_errors=True)
         argv = [str(BIN / "crawler"), "crawl", SOURCE_ID, "--db", f"sqlite:///{db}"]
-        argv += ["--concurrency", str(self.args.concurrency), "--allow-private-networks"]
+        argv += ["--allow-network", "127.0.0.0/8"]
         if profile is not None:
             argv = [
                 str(BIN / "py-spy"),
@@ -393,7 +399,11 @@ class Bench:
         env = _env(
             CRAWLER_SEEDS_DIR=str(self.seeds),
             CRAWLER_PER_HOST_DELAY="0",
+            # The setting, not --concurrency: the flag also overrides the source's per-host cap.
+            CRAWLER_CONCURRENCY=str(self.args.concurrency),
             CRAWLER_EXTRACT_WORKERS=str(self.args.workers),
+            CRAWLER_ARCHIVE_ENABLED="true" if archive else "false",
+            CRAWLER_ARCHIVE_DIR=str(warc),
         )
 
         def body(sampler: TreeSampler, result: RunResult) -> float:
@@ -402,6 +412,8 @@ class Bench:
             )
             with contextlib.closing(sqlite3.connect(db)) as conn:
                 result.documents = int(conn.execute("select count(*) from documents").fetchone()[0])
+            if archive:
+                result.extra["archive_bytes"] = sum(p.stat().st_size for p in warc.glob("*.warc.gz"))
             return elapsed
 
         return self.measure(RunResult(label, round_), body)
@@ -505,6 +517,8 @@ class Bench:
             return self.run_limit(round_, "pipeline")
         if name == "embedded":
             return self.run_embedded(round_)
+        if name == "archive":
+            return self.run_embedded(round_, label="archive", archive=True)
         if name == "scrapy":
             return self.run_scrapy(round_)
         return self.run_distributed(round_)
@@ -570,6 +584,9 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
             ),
             "rates": [round(r.articles_per_s, 2) for r in ok],
         }
+        archived = [r.extra["archive_bytes"] / r.pages for r in ok if r.pages and "archive_bytes" in r.extra]
+        if archived:
+            out[name]["archive_bytes_per_page"] = statistics.median(archived)
     return out
 
 
@@ -670,6 +687,14 @@ def print_report(
         shown = "-" if value is None else f"{value:.2f} {check['unit']}"
         style = {"PASS": "green", "FAIL": "red"}.get(check["verdict"], "yellow")
         console.print(f"[{style}]{check['verdict']:>4}[/{style}]  {check['target']}: {shown}")
+    archive, embedded = summary.get("archive", {}), summary.get("embedded", {})
+    if archive.get("ok") and embedded.get("ok"):
+        cost = archive["cpu_per_page"] - embedded["cpu_per_page"]
+        console.print(
+            f"raw archive (WARC): {archive.get('archive_bytes_per_page', 0) / 1000:.1f} kB per page; "
+            f"{1000 * cost:+.2f} ms CPU per page, {archive['articles_per_s']:.1f} vs "
+            f"{embedded['articles_per_s']:.1f} articles/s without it"
+        )
     for note in meta["notes"]:
         console.print(f"note: {note}")
     noisy = [n for n, s in summary.items() if s.get("ok") and s["foreign_share"] > QUIET_CORES]

@@ -20,15 +20,12 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from cli.main import main as crawler_main
 from crawler.archive import ArchiveWriter, archive_files, read_archive
-from crawler.attachments import fetch_attachment
 from crawler.crawl import EmbeddedCrawl
-from crawler.fetch import Exchange, Fetcher, make_client
-from crawler.links import Scope
-from crawler.pipeline import AttachmentJob, PageJob, attachment_record, process_attachment, process_page
+from crawler.fetch import Exchange
 from crawler.samplesite import RunningSite, build_site, serve_site
 from crawler.samplesite.files import SampleFile
-from storage import Store, UrlStatus, open_store
-from tests.crawling import crawl_options, fetch_limits
+from storage import open_store
+from tests.crawling import crawl_options
 
 PAGE = "<html><head><title>标题</title></head><body><p>正文：科技部召开工作会议。</p></body></html>"
 
@@ -187,55 +184,23 @@ class Archived:
     tmp: Path
 
 
-async def archive_pages(
-    site: RunningSite, store: Store, directory: Path, order: list[tuple[str, int]]
-) -> None:
-    """What a crawl driver does with the archive and attachments (the test's stand-in for it):
-    fetch each page through crawler.fetch, write it to the archive, extract it, record its
-    attachment links, download each attachment once, archive it, extract its text, store it."""
-    source = site.source()
-    scope = Scope(source)
-    limits = fetch_limits()
-    writer = ArchiveWriter(directory, max_file_bytes=200_000)
-    async with make_client(limits) as client:
-        fetcher = Fetcher(client, limits)
-        for url, depth in order:
-            kind = scope.judge(url, depth).kind
-            result = await fetcher.fetch(url)
-            writer.write_fetch(result, kind=kind.value, source=source.id, requested_url=url)
-            job = PageJob(url, result.final_url, result.body, kind=kind, source=source.id, follow_links=False)
-            outcome = process_page(job)
-            if not outcome.attachments:
-                continue
-            store.link_attachments(url, outcome.attachments)
-            for link in outcome.attachments:
-                if store.attachment_sha256(link.url) is not None:
-                    continue
-                file = await fetch_attachment(fetcher, link.url)
-                writer.write_attachment(file, source=source.id)
-                found = process_attachment(AttachmentJob(link.url, file.body, link.type, file.content_type))
-                store.add_attachment(attachment_record(file, found))
-    writer.close()
-
-
 @pytest.fixture(scope="module")
 def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
     tmp = tmp_path_factory.mktemp("archive")
     db_url = f"sqlite:///{tmp / 'crawl.sqlite3'}"
     directory = tmp / "warc"
     with serve_site(build_site(crawl_delay=0.2)) as site:
-        options = crawl_options({"per_host_delay": 0.02}, concurrency=8, extract_workers=1)
+        # The crawl keeps its own archive. One page at a time: the archive's order is the order
+        # in which the crawl stored the pages, so re-extraction meets the same copy of each story
+        # first.
+        options = crawl_options(
+            {"per_host_delay": 0.02, "archive_enabled": True, "archive_dir": str(directory),
+             "archive_max_file_bytes": 200_000},
+            concurrency=1,
+            extract_workers=1,
+        )  # fmt: skip
         with open_store(db_url) as store:
             asyncio.run(EmbeddedCrawl([site.source()], store, options).run())
-            states = {s.url: s for s in store.iter_urls()}
-            # stories first in the order they were stored, then copies, then pages without text:
-            # re-extraction meets them in the crawl's order, so the same pages become the stories
-            order = [d.url for d in store.iter_documents()] + [c.url for c, _ in store.iter_copies()]
-            read = {UrlStatus.FETCHED, UrlStatus.DUPLICATE, UrlStatus.FAILED_PERMANENT}
-            order += sorted(
-                u for u, s in states.items() if s.status in read and s.http_status == 200 and u not in order
-            )
-            asyncio.run(archive_pages(site, store, directory, [(u, states[u].depth) for u in order]))
             documents, copies = store.count_documents(), store.count_copies()
     # the server is stopped from here on
     yield Archived(site, db_url, directory, documents, copies, tmp)

@@ -32,7 +32,15 @@ from crawler.visit import (
     retry_delay,
 )
 from workers.app import WorkerConfig, app, bounded_countdown, config
-from workers.routing import CRAWL_QUEUE, CRAWL_SOURCE, FETCH_PAGE, SCHEDULE_QUEUE, TASK_ROUTES
+from workers.routing import (
+    ATTACHMENT_QUEUE,
+    CRAWL_QUEUE,
+    CRAWL_SOURCE,
+    FETCH_ATTACHMENT,
+    FETCH_PAGE,
+    SCHEDULE_QUEUE,
+    TASK_ROUTES,
+)
 from workers.schedule import beat_schedule_from_seeds, build_beat_schedule, schedule_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -226,7 +234,8 @@ def test_celery_configuration() -> None:
     assert conf.worker_send_task_events and conf.task_send_sent_event
     assert conf.task_ignore_result
     assert conf.broker_connection_retry_on_startup
-    assert {q.name for q in conf.task_queues} == {CRAWL_QUEUE, SCHEDULE_QUEUE}
+    assert {q.name for q in conf.task_queues} == {CRAWL_QUEUE, ATTACHMENT_QUEUE, SCHEDULE_QUEUE}
+    assert TASK_ROUTES[FETCH_ATTACHMENT]["queue"] == ATTACHMENT_QUEUE
     assert TASK_ROUTES[FETCH_PAGE]["queue"] == CRAWL_QUEUE
     assert TASK_ROUTES[CRAWL_SOURCE]["queue"] == SCHEDULE_QUEUE
     # What the router actually does with a message sent by name (as send_fetch does).
