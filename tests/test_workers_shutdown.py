@@ -87,6 +87,9 @@ def test_sigterm_hands_the_workers_tasks_back_at_once(
             CRAWLER_REDIS_KEY_PREFIX="shutdown:",
             CRAWLER_ALLOWED_NETWORKS="127.0.0.0/8",
             CRAWLER_WORKER_SOFT_SHUTDOWN_TIMEOUT=str(SOFT_SHUTDOWN),
+            # The example: a shorter visibility timeout is one setting; every limit that
+            # depends on it follows (the worker would refuse to start otherwise).
+            CRAWLER_VISIBILITY_TIMEOUT="180",
         )
         cluster = Cluster(env, tmp_path)
         try:
