@@ -39,16 +39,16 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from crawler.archive import ArchiveWriter
 from crawler.attachments import AttachmentFile, sniff_type
 from crawler.dedup import Fingerprint
 from crawler.document import Attachment, AttachmentLink, Document, utcnow
-from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionTimeout, InternalError
+from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionError, ExtractionTimeout, InternalError
 from crawler.fetch import FetchLimits, FetchResult, make_client
 from crawler.links import Scope
 from crawler.pipeline import (
@@ -79,6 +79,8 @@ from crawler.visit import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: At most this many records and documents are written in one transaction.
 _WRITE_BATCH = 500
@@ -419,41 +421,35 @@ class EmbeddedCrawl:
         return True
 
     async def process(self, job: PageJob) -> PageOutcome:
+        found = await self._in_pool(process_page, job, job.final_url)
+        return PageOutcome.failed(found) if isinstance(found, ExtractionError) else found
+
+    async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
+        found = await self._in_pool(process_attachment, job, job.url)
+        if isinstance(found, ExtractionError):
+            return AttachmentOutcome(sniff_type(job.body, job.declared_type), None, found.reason, str(found))
+        return found
+
+    async def _in_pool(self, work: Callable[[Any], T], job: Any, url: str) -> T | ExtractionError:
+        """``work(job)`` in an extraction process; what stopped it when it could not finish."""
         assert self._pool is not None
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self._pool, process_page, job)
-            # The worker bounds its own time (PageJob.time_limit); this is the backstop for a
-            # page stuck where the timer cannot interrupt it (inside a single C call).
+            future = loop.run_in_executor(self._pool, work, job)
+            # The worker bounds its own time (the job's time_limit); this is the backstop for a
+            # job stuck where the timer cannot interrupt it (inside a single C call).
             return await asyncio.wait_for(future, self.options.extract_timeout + _EXTRACT_GRACE)
         except TimeoutError:
-            return PageOutcome.failed(
-                ExtractionTimeout(f"extraction took longer than {self.options.extract_timeout:g} s")
-            )
+            return ExtractionTimeout(f"extraction took longer than {self.options.extract_timeout:g} s")
         except BrokenProcessPool:
             if self._stopping:
                 raise asyncio.CancelledError from None  # winding down: the page is handed back
             # A page crashed its worker process (e.g. a C-level fault): replace the pool.
-            log.error("extraction process died on %s; restarting the pool", job.final_url)
+            log.error("extraction process died on %s; restarting the pool", url)
             old = self._pool
             self._pool = self._new_pool()
             old.shutdown(wait=False, cancel_futures=True)
-            return PageOutcome.failed(ExtractionCrashed("extraction process died"))
-
-    async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
-        assert self._pool is not None
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(self._pool, process_attachment, job)
-            return await asyncio.wait_for(future, self.options.extract_timeout + _EXTRACT_GRACE)
-        except (TimeoutError, BrokenProcessPool) as exc:
-            if isinstance(exc, BrokenProcessPool):
-                if self._stopping:
-                    raise asyncio.CancelledError from None
-                old, self._pool = self._pool, self._new_pool()
-                old.shutdown(wait=False, cancel_futures=True)
-            error = ExtractionTimeout(f"no text after {self.options.extract_timeout:g} s")
-            return AttachmentOutcome(sniff_type(job.body, job.declared_type), None, error.reason, str(error))
+            return ExtractionCrashed("extraction process died")
 
     async def record(self, state: UrlState) -> None:
         self.known[state.url] = state

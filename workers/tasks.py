@@ -564,39 +564,41 @@ def _infra_countdown(retries: int, config: WorkerConfig) -> float:
     return bounded_countdown(min(60.0, 2.0 * 2**retries) * random.uniform(0.5, 1.0), config)
 
 
-@app.task(name=FETCH_PAGE, bind=True, max_retries=None)
-def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Visit one page. The message is :class:`crawler.visit.Visit` (plain JSON values)."""
-    rt = runtime()
-    visit = Visit.from_message(args, kwargs)
+def _shell(
+    task: Task,
+    rt: Runtime,
+    message: Visit | AttachmentVisit,
+    work: Coroutine[Any, Any, VisitResult],
+    *,
+    failed: Callable[[CrawlerError], None],
+    send: Callable[..., None],
+) -> dict[str, Any]:
+    """What every visit task does around its work: an infrastructure failure is retried without
+    touching the URL; a time limit or a bug is recorded (``failed``) and costs this one message;
+    a transient failure is retried with the visit's own countdown and attempt count; a visit
+    whose host is busy is sent again (``send``) to come back at its turn."""
     try:
-        result = rt.run(visit_page(rt, visit, retried=bool(self.request.retries)))
+        result = rt.run(work)
     except INFRA_ERRORS as exc:
-        log.warning("infrastructure failure on %s (%s); retrying", visit.url, exc)
-        raise self.retry(
+        log.warning("infrastructure failure on %s (%s); retrying", message.url, exc)
+        raise task.retry(
             exc=exc,
-            countdown=_infra_countdown(self.request.retries, rt.config),
+            countdown=_infra_countdown(task.request.retries, rt.config),
             max_retries=INFRA_MAX_RETRIES,
         ) from exc
     except SoftTimeLimitExceeded:
-        log.error("time limit reached on %s", visit.url)
-        cut = TimeLimitExceeded(f"the visit took longer than {rt.config.task_soft_time_limit:g} s")
-        rt.store.record_url(
-            failure_record(visit.url, visit.source_id, visit.depth, cut, attempts=visit.attempt + 1)
-        )
+        log.error("time limit reached on %s", message.url)
+        failed(TimeLimitExceeded(f"the visit took longer than {rt.config.task_soft_time_limit:g} s"))
         return {"status": "time_limit"}
     except Exception as exc:  # a bug must cost one URL, never a redelivery loop
-        log.exception("unexpected error on %s", visit.url)
-        bug = InternalError(f"{type(exc).__name__}: {exc}")
-        rt.store.record_url(
-            failure_record(visit.url, visit.source_id, visit.depth, bug, attempts=visit.attempt + 1)
-        )
+        log.exception("unexpected error on %s", message.url)
+        failed(InternalError(f"{type(exc).__name__}: {exc}"))
         return {"status": "internal"}
     if result.status == "retry":
         assert result.error is not None
-        log.info("retrying %s in %.1f s (%s)", visit.url, result.countdown, result.error.reason)
-        retry = visit.next_attempt()
-        raise self.retry(
+        log.info("retrying %s in %.1f s (%s)", message.url, result.countdown, result.error.reason)
+        retry = message.next_attempt()
+        raise task.retry(
             args=retry.args(),
             kwargs=retry.kwargs(),
             countdown=bounded_countdown(result.countdown, rt.config),
@@ -604,8 +606,23 @@ def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
             max_retries=None,  # our own attempt count bounds it (RetryPolicy.max_retries)
         )
     if result.status == "deferred":
-        send_fetch(visit, countdown=result.countdown, via=rt.sender)
+        send(message, countdown=result.countdown, via=rt.sender)
     return result.summary()
+
+
+@app.task(name=FETCH_PAGE, bind=True, max_retries=None)
+def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Visit one page. The message is :class:`crawler.visit.Visit` (plain JSON values)."""
+    rt = runtime()
+    visit = Visit.from_message(args, kwargs)
+
+    def failed(error: CrawlerError) -> None:
+        rt.store.record_url(
+            failure_record(visit.url, visit.source_id, visit.depth, error, attempts=visit.attempt + 1)
+        )
+
+    work = visit_page(rt, visit, retried=bool(self.request.retries))
+    return _shell(self, rt, visit, work, failed=failed, send=send_fetch)
 
 
 @app.task(name=FETCH_ATTACHMENT, bind=True, max_retries=None)
@@ -614,35 +631,11 @@ def fetch_attachment(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     :class:`crawler.visit.AttachmentVisit`; retried like a page on transient failures."""
     rt = runtime()
     visit = AttachmentVisit.from_message(args, kwargs)
-    try:
-        result = rt.run(download_attachment(rt, visit))
-    except INFRA_ERRORS as exc:
-        raise self.retry(
-            exc=exc,
-            countdown=_infra_countdown(self.request.retries, rt.config),
-            max_retries=INFRA_MAX_RETRIES,
-        ) from exc
-    except SoftTimeLimitExceeded:
-        cut = TimeLimitExceeded(f"the download took longer than {rt.config.task_soft_time_limit:g} s")
-        rt.store.resolve_attachment(visit.url, error_reason=cut.reason)
-        return {"status": "time_limit"}
-    except Exception as exc:  # a bug costs one file, never a redelivery loop
-        log.exception("unexpected error on attachment %s", visit.url)
-        rt.store.resolve_attachment(visit.url, error_reason=InternalError(str(exc)).reason)
-        return {"status": "internal"}
-    if result.status == "retry":
-        assert result.error is not None
-        retry = visit.next_attempt()
-        raise self.retry(
-            args=retry.args(),
-            kwargs=retry.kwargs(),
-            countdown=bounded_countdown(result.countdown, rt.config),
-            exc=result.error,
-            max_retries=None,
-        )
-    if result.status == "deferred":
-        send_attachment(visit, countdown=result.countdown, via=rt.sender)
-    return result.summary()
+
+    def failed(error: CrawlerError) -> None:
+        rt.store.resolve_attachment(visit.url, error_reason=error.reason)
+
+    return _shell(self, rt, visit, download_attachment(rt, visit), failed=failed, send=send_attachment)
 
 
 @app.task(name=CRAWL_SOURCE, bind=True)
