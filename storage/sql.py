@@ -27,6 +27,7 @@ Concurrency model:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -103,7 +104,8 @@ __all__ = [
 #: 3: documents.version/previous_version, urls.next_visit_at/revisit_interval (added columns).
 #: 4: documents.document_number, copies.document_number (added nullable columns).
 #: 5: attachments, document_attachments (new tables: created by create_all).
-SCHEMA_VERSION = 5
+#: 6: extraction_plans (a new table).
+SCHEMA_VERSION = 6
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -291,6 +293,29 @@ document_attachments = Table(
 
 _ATTACHMENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Attachment))
 
+# The extraction plans of issue 14 (crawler/plans): one row per source, host and template, the
+# plan itself as JSON (its own format, versioned inside), its status and its counts as columns
+# (several workers add to them at once: ``served = served + n``).
+extraction_plans = Table(
+    "extraction_plans",
+    metadata,
+    Column("source", Text, nullable=False),  # "" for pages of no source
+    Column("host", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("served", BigInteger, nullable=False, server_default=text("0")),
+    Column("verified", BigInteger, nullable=False, server_default=text("0")),
+    Column("mismatches", BigInteger, nullable=False, server_default=text("0")),
+    Column("misses", BigInteger, nullable=False, server_default=text("0")),
+    Column("learned_at", Text),
+    Column("retired_at", Text),
+    Column("retired_why", Text),
+    PrimaryKeyConstraint("source", "host", "template", name="pk_extraction_plans"),
+)
+_PLAN_COUNTS = ("served", "verified", "mismatches", "misses")
+
 # One row per applied schema version; the current version is the maximum.
 schema_version = Table(
     "schema_version",
@@ -441,6 +466,18 @@ def _add_missing_columns(conn: Connection) -> None:
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(conn, checkfirst=True)
+
+
+def _plan_of(row: Row[Any]) -> dict[str, Any]:
+    """A stored plan in its dict form: the JSON with the columns that change over its life."""
+    plan: dict[str, Any] = json.loads(row.plan)
+    plan.update(
+        status=row.status,
+        retired_at=row.retired_at,
+        retired_why=row.retired_why,
+        counts={name: int(getattr(row, name)) for name in _PLAN_COUNTS},
+    )
+    return plan
 
 
 def _shingles(text: str) -> set[int]:
@@ -726,7 +763,7 @@ class Store:
                 # version 1 keep their old content_hash and have no LSH bands: they are not
                 # found as stories of later copies until re-crawled (see the README).
                 # 2 -> 3 and 3 -> 4 only added nullable or defaulted columns (and indexes).
-                # 4 -> 5 only added tables (attachments and their links).
+                # 4 -> 5 and 5 -> 6 only added tables (attachments and their links; plans).
                 _add_missing_columns(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
@@ -1203,6 +1240,104 @@ class Store:
             stmt = stmt.where(urls.c.source == source)
         for row in self._stream("reading URLs", stmt, batch_size):
             yield _row_to_state(row)
+
+    # -- extraction plans (crawler.plans.PlanStore) ----------------------------------------------
+
+    def load_plans(self, source: str, host: str) -> list[dict[str, Any]]:
+        """The plans of ``source`` and ``host`` in their dict form, with their status and counts."""
+        stmt = (
+            select(extraction_plans)
+            .where(extraction_plans.c.source == source)
+            .where(extraction_plans.c.host == host)
+        )
+        return self._read("reading extraction plans", lambda conn: [_plan_of(r) for r in conn.execute(stmt)])
+
+    def save_plan(self, source: str, host: str, plan: dict[str, Any]) -> None:
+        """Insert a plan, or replace a stored one of an older version; for the same version,
+        everything but the counts (they only grow, by :meth:`add_plan_counts`); a stored newer
+        version is kept (another worker learned again)."""
+        key = {"source": source, "host": host, "template": str(plan["template"])}
+        counts = plan.get("counts") or {}
+        row = {
+            **key,
+            "version": int(plan["version"]),
+            "status": str(plan.get("status", "active")),
+            "plan": json.dumps({k: v for k, v in plan.items() if k != "counts"}, ensure_ascii=False),
+            "learned_at": plan.get("learned_at"),
+            "retired_at": plan.get("retired_at"),
+            "retired_why": plan.get("retired_why"),
+        }
+        where = (
+            (extraction_plans.c.source == source)
+            & (extraction_plans.c.host == host)
+            & (extraction_plans.c.template == key["template"])
+        )
+
+        def work(conn: Connection) -> None:
+            found = conn.execute(select(extraction_plans.c.version).where(where).with_for_update()).first()
+            fresh = {n: int(counts.get(n, 0)) for n in _PLAN_COUNTS}
+            if found is None:  # another worker inserting it meanwhile wins (its plan is as good)
+                conn.execute(
+                    self._insert(extraction_plans)
+                    .values(**row, **fresh)
+                    .on_conflict_do_nothing(index_elements=["source", "host", "template"])
+                )
+            elif found.version < row["version"]:
+                conn.execute(extraction_plans.update().where(where).values(**row, **fresh))
+            elif found.version == row["version"]:
+                conn.execute(extraction_plans.update().where(where).values(**row))
+
+        self._write("saving an extraction plan", work)
+
+    def retire_plan(self, source: str, host: str, template: str, version: int, why: str) -> None:
+        """Mark a plan retired, if the stored one is still that version."""
+        stmt = (
+            extraction_plans.update()
+            .where(extraction_plans.c.source == source)
+            .where(extraction_plans.c.host == host)
+            .where(extraction_plans.c.template == template)
+            .where(extraction_plans.c.version == version)
+            .values(status="retired", retired_why=why, retired_at=utcnow().isoformat(timespec="seconds"))
+        )
+        self._write("retiring an extraction plan", lambda conn: conn.execute(stmt))
+
+    def add_plan_counts(
+        self, source: str, host: str, template: str, version: int, counts: dict[str, int]
+    ) -> None:
+        """Add count increments to that version of a plan (several workers add theirs)."""
+        increments = {name: int(counts.get(name, 0)) for name in _PLAN_COUNTS}
+        if not any(increments.values()):
+            return
+        stmt = (
+            extraction_plans.update()
+            .where(extraction_plans.c.source == source)
+            .where(extraction_plans.c.host == host)
+            .where(extraction_plans.c.template == template)
+            .where(extraction_plans.c.version == version)
+            .values({extraction_plans.c[n]: extraction_plans.c[n] + v for n, v in increments.items()})
+        )
+        self._write("counting extraction plan pages", lambda conn: conn.execute(stmt))
+
+    def iter_plans(self, *, source: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every stored plan as ``(source, host, plan dict)``, by source, host and template."""
+        stmt = select(extraction_plans).order_by(
+            extraction_plans.c.source, extraction_plans.c.host, extraction_plans.c.template
+        )
+        if source is not None:
+            stmt = stmt.where(extraction_plans.c.source == source)
+        return self._read(
+            "reading extraction plans",
+            lambda conn: [(r.source, r.host, _plan_of(r)) for r in conn.execute(stmt)],
+        )
+
+    def delete_plans(self, *, source: str | None = None, host: str | None = None) -> int:
+        """Forget plans (all, a source's, or a host's): their templates learn again. How many."""
+        stmt = extraction_plans.delete()
+        if source is not None:
+            stmt = stmt.where(extraction_plans.c.source == source)
+        if host is not None:
+            stmt = stmt.where(extraction_plans.c.host == host)
+        return int(self._write("deleting extraction plans", lambda conn: conn.execute(stmt).rowcount))
 
     # -- reporting --------------------------------------------------------------------------------
 
