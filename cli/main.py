@@ -504,9 +504,74 @@ def _stdout() -> Iterator[IO[str]]:
     yield sys.stdout
 
 
+def plan_rows(store: Any, source: str | None = None) -> list[dict[str, Any]]:
+    """The stored extraction plans, a row each: where, which template, how it fares. The
+    fast-path share is the share of the template's pages its plan served unchecked."""
+    rows = []
+    for plan_source, host, plan in store.iter_plans(source=source):
+        counts = plan.get("counts") or {}
+        pages = sum(int(counts.get(n, 0)) for n in ("served", "verified", "mismatches", "misses"))
+        rows.append(
+            {
+                "source": plan_source or None,
+                "host": host,
+                "template": plan.get("template"),
+                "version": plan.get("version"),
+                "status": plan.get("status"),
+                **{n: int(counts.get(n, 0)) for n in ("served", "verified", "mismatches", "misses")},
+                "fast_path_share": round(int(counts.get("served", 0)) / pages, 4) if pages else None,
+                "learned_at": plan.get("learned_at"),
+                "retired_why": plan.get("retired_why"),
+            }
+        )
+    return rows
+
+
+def _plan_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="extraction plans (per template)", title_justify="left")
+    for column in ("source", "host", "template", "v", "status", "fast path", "checked", "mismatches"):
+        table.add_column(
+            column, justify="right" if column in ("v", "fast path", "checked", "mismatches") else "left"
+        )
+    for row in rows:
+        pages = row["served"] + row["verified"] + row["mismatches"] + row["misses"]
+        share = "-" if row["fast_path_share"] is None else f"{row['fast_path_share']:.0%} of {pages}"
+        status = row["status"] if not row["retired_why"] else f"{row['status']} ({row['retired_why']})"
+        table.add_row(
+            str(row["source"] or "-"),
+            row["host"],
+            str(row["template"])[:16],
+            str(row["version"]),
+            status,
+            share,
+            str(row["verified"]),
+            str(row["mismatches"]),
+        )
+    return table
+
+
+def cmd_plans(args: argparse.Namespace) -> int:
+    """List the learned extraction plans, or forget them (``--clear``): their templates go
+    back to trafilatura and learn again."""
+    with _open_store(args, must_exist=True) as store:
+        if args.clear:
+            gone = store.delete_plans(source=args.source, host=args.host)
+            err_console.print(f"forgot {gone} plan(s)", highlight=False)
+            return EXIT_OK
+        rows = [r for r in plan_rows(store, args.source) if args.host is None or r["host"] == args.host]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif rows:
+        Console().print(_plan_table(rows))
+    else:
+        Console().print("no extraction plans (a template gets one after its first pages; see the README)")
+    return EXIT_OK
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     with _open_store(args, must_exist=True) as store:
         stats = store.stats()
+        stats["plans"] = plan_rows(store)
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return EXIT_OK
@@ -525,6 +590,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             for name, count in sorted(stats[key].items(), key=lambda kv: (-kv[1], str(kv[0]))):
                 table.add_row(str(name), str(count))
             console.print(table)
+    if stats["plans"]:
+        console.print(_plan_table(stats["plans"]))
     return EXIT_OK
 
 
@@ -767,6 +834,19 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="machine-readable output")
     _add_db(stats)
     stats.set_defaults(func=cmd_stats)
+
+    plans = sub.add_parser(
+        "plans",
+        help="the learned extraction plans (per template), or --clear them",
+        description="Extraction plans let a learned page template skip trafilatura (checked by "
+        "sampling). List them with their fast-path share and mismatches, or forget them.",
+    )
+    plans.add_argument("--source", type=checked.source_id, help="only this source's plans")
+    plans.add_argument("--host", help="only this host's plans (e.g. www.most.gov.cn)")
+    plans.add_argument("--clear", action="store_true", help="forget the plans (they are learned again)")
+    plans.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_db(plans)
+    plans.set_defaults(func=cmd_plans)
 
     duplicates = sub.add_parser("duplicates", help="stories republished elsewhere, with their copies")
     duplicates.add_argument(

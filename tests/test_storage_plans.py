@@ -76,3 +76,26 @@ def test_plans_are_listed_and_cleared(store: Store) -> None:
     assert store.delete_plans(source="s", host="b.cn") == 1
     assert store.delete_plans(source="s") == 1
     assert [(s, h) for s, h, _ in store.iter_plans()] == [("t", "a.cn")]
+
+
+def test_crawler_plans_lists_and_clears_and_stats_shows_the_fast_path_share(
+    sqlite_url: str, capsys: Any
+) -> None:
+    import json
+
+    from cli.main import main
+    from storage import open_store
+
+    with open_store(sqlite_url) as store:
+        counts = {"served": 90, "verified": 2, "mismatches": 0, "misses": 8}
+        store.save_plan("s", "a.cn", _plan(1, counts=counts))
+    capsys.readouterr()
+    assert main(["plans", "--json", "--db", sqlite_url]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["host"], row["served"], row["fast_path_share"]) == ("a.cn", 90, 0.9)
+    assert main(["stats", "--json", "--db", sqlite_url]) == 0
+    assert json.loads(capsys.readouterr().out)["plans"] == [row]
+    assert main(["plans", "--clear", "--source", "s", "--db", sqlite_url]) == 0
+    capsys.readouterr()
+    assert main(["plans", "--json", "--db", sqlite_url]) == 0
+    assert json.loads(capsys.readouterr().out) == []
