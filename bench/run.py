@@ -414,6 +414,7 @@ class Bench:
                 result.documents = int(conn.execute("select count(*) from documents").fetchone()[0])
             if archive:
                 result.extra["archive_bytes"] = sum(p.stat().st_size for p in warc.glob("*.warc.gz"))
+            result.extra["plans"] = plan_counts(f"sqlite:///{db}")
             return elapsed
 
         return self.measure(RunResult(label, round_), body)
@@ -463,6 +464,7 @@ class Bench:
                 cluster.crawl(sampler, timeout=self.args.timeout)
                 elapsed = time.monotonic() - started
                 result.documents = cluster.documents()
+                result.extra["plans"] = plan_counts(cluster.database)
                 return elapsed
 
             result.extra["services_pids"] = cluster.service_pids()
@@ -522,6 +524,19 @@ class Bench:
         if name == "scrapy":
             return self.run_scrapy(round_)
         return self.run_distributed(round_)
+
+
+def plan_counts(database_url: str) -> dict[str, int]:
+    """The extraction plans' page counts in a crawled store, summed over templates."""
+    from storage import open_store
+
+    totals = dict.fromkeys(("served", "verified", "mismatches", "misses"), 0)
+    with open_store(database_url) as store:
+        for _source, _host, plan in store.iter_plans():
+            for name in totals:
+                totals[name] += int((plan.get("counts") or {}).get(name, 0))
+        totals["plans"] = sum(1 for _ in store.iter_plans())
+    return totals
 
 
 def _has(module: str) -> bool:
@@ -584,6 +599,12 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
             ),
             "rates": [round(r.articles_per_s, 2) for r in ok],
         }
+        planned = [r for r in ok if "plans" in r.extra]
+        if planned:
+            # The fast-path share: the article pages the plans served unchecked (median round).
+            shares = [r.extra["plans"]["served"] / r.articles for r in planned if r.articles]
+            out[name]["fast_path_share"] = statistics.median(shares) if shares else None
+            out[name]["plan_mismatches"] = max(r.extra["plans"]["mismatches"] for r in planned)
         archived = [r.extra["archive_bytes"] / r.pages for r in ok if r.pages and "archive_bytes" in r.extra]
         if archived:
             out[name]["archive_bytes_per_page"] = statistics.median(archived)
@@ -687,6 +708,13 @@ def print_report(
         shown = "-" if value is None else f"{value:.2f} {check['unit']}"
         style = {"PASS": "green", "FAIL": "red"}.get(check["verdict"], "yellow")
         console.print(f"[{style}]{check['verdict']:>4}[/{style}]  {check['target']}: {shown}")
+    for name in ("embedded", "distributed"):
+        s = summary.get(name, {})
+        if s.get("ok") and s.get("fast_path_share") is not None:
+            console.print(
+                f"{name}: extraction plans served {s['fast_path_share']:.1%} of the article pages "
+                f"without trafilatura; {s['plan_mismatches']} mismatch(es) caught by checks"
+            )
     archive, embedded = summary.get("archive", {}), summary.get("embedded", {})
     if archive.get("ok") and embedded.get("ok"):
         cost = archive["cpu_per_page"] - embedded["cpu_per_page"]
