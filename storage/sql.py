@@ -25,11 +25,13 @@ Concurrency model:
 * a story's document is its best copy (:func:`crawler.dedup.outranks`): a better copy arriving
   later replaces it in the same transaction (the old document becomes a copy, every copy is
   re-pointed, the index swaps the old text's bands for the new one's). Replacing a document
-  changes band keys, so the transaction also takes the locks of all the old document's bands
-  (more locks mid-transaction: two such transactions may deadlock, PostgreSQL aborts one and
-  it is retried), and a copy found through another copy's key takes one of its story's
-  document's bands: whoever records a copy of a document and whoever demotes it wait for each
-  other, so no copy is left pointing at a document that is gone and no story gets two.
+  changes band keys, so the transaction also holds the locks of all the old document's bands,
+  and a copy found through another copy's key holds one of its story's document's bands:
+  whoever records a copy of a document and whoever demotes it wait for each other, so no copy
+  is left pointing at a document that is gone and no story gets two. Locks found missing in
+  the middle of a transaction are only tried (waiting there, out of order, could deadlock);
+  if one is held elsewhere, the transaction is rolled back and run again with them taken
+  first, in order.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ _SQLITE_BEGIN_OPTION = "policy_crawler_sqlite_begin"
 # SQLSTATEs after which PostgreSQL rolled the whole transaction back and a retry is safe.
 _PG_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _WRITE_RETRIES = 5
-# Times one page's decision is made again after taking the locks of its story's document.
+# Times a decision is made again after more locks were taken (PostgreSQL): one page's in its
+# transaction, or a whole add_stories transaction run again with the locks it lacked.
 _DECISION_ROUNDS = 16
 
 T = TypeVar("T")
