@@ -66,12 +66,14 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     case,
+    cast,
     create_engine,
     event,
     func,
     insert,
     inspect,
     literal,
+    null,
     select,
     text,
 )
@@ -536,6 +538,10 @@ def _row_to_state(row: Row[Any]) -> UrlState:
 # -- the store ------------------------------------------------------------------------------------
 
 
+#: What a story's document is ranked by (crawler.dedup.CopyRank), read with it.
+_HEAD_COLUMNS = ("source_role", "converted", "damaged", "lang", "published_at", "key_length")
+
+
 class _LocksTaken(Exception):
     """Band locks a transaction needed in its middle were held by another one (PostgreSQL)."""
 
@@ -560,27 +566,33 @@ class _Statements:
         # In one round trip, by rank: 0 the stored story with this exact key, 1 else a copy with
         # it (its story), 2 the latest version stored by this URL, 3 a copy recorded for this URL.
         # Each row: rank, url, story (a content_hash), version.
+        # The story's own row (rank 0) also brings what ranks it (its id and _HEAD_COLUMNS), so
+        # that the common copy needs no second query; the other ranks leave them NULL.
+        head = [documents.c.id, *(documents.c[name] for name in _HEAD_COLUMNS)]
+        blank = [cast(null(), column.type).label(column.name) for column in head]
         self.lookup = (
             select(
                 literal(0, Integer).label("rank"),
                 documents.c.url,
                 documents.c.content_hash.label("story"),
                 documents.c.version,
+                *head,
             )
             .where(documents.c.content_hash == digest)
             .union_all(
-                select(literal(1, Integer), copies.c.url, copies.c.duplicate_of, zero)
+                select(literal(1, Integer), copies.c.url, copies.c.duplicate_of, zero, *blank)
                 .where(copies.c.content_hash == digest)
                 .limit(1)
                 .subquery()
                 .select(),
                 select(literal(2, Integer), documents.c.url, documents.c.content_hash, documents.c.version)
+                .add_columns(*blank)
                 .where(documents.c.url == url)
                 .order_by(documents.c.version.desc(), documents.c.id.desc())
                 .limit(1)
                 .subquery()
                 .select(),
-                select(literal(3, Integer), copies.c.url, copies.c.duplicate_of, zero)
+                select(literal(3, Integer), copies.c.url, copies.c.duplicate_of, zero, *blank)
                 .where(copies.c.url == url)
                 .limit(1)
                 .subquery()
@@ -597,7 +609,14 @@ class _Statements:
             .order_by(documents.c.id)
         )
         self.candidate_texts = (
-            select(documents.c.content_hash, documents.c.text)
+            select(
+                documents.c.content_hash,
+                documents.c.text,
+                documents.c.id,
+                documents.c.url,
+                documents.c.version,
+                *(documents.c[name] for name in _HEAD_COLUMNS),
+            )
             .where(documents.c.id.in_(bindparam("ids", expanding=True)))
             .order_by(documents.c.id)
         )
@@ -619,15 +638,11 @@ class _Statements:
         # whether its URL has a newer record, and the statements of a promotion.
         doc_id: BindParameter[int] = bindparam("id")
         self.story_document = select(
+            documents.c.content_hash,
             documents.c.id,
             documents.c.url,
             documents.c.version,
-            documents.c.source_role,
-            documents.c.converted,
-            documents.c.damaged,
-            documents.c.lang,
-            documents.c.published_at,
-            documents.c.key_length,
+            *(documents.c[name] for name in _HEAD_COLUMNS),
         ).where(documents.c.content_hash == digest)
         self.document_text = select(documents.c.text).where(documents.c.id == doc_id)
         self.document_bands = (
@@ -1066,8 +1081,12 @@ class Store:
             if exact.rank == 0 and exact.url == doc.url:
                 return StoryOutcome("unchanged")
             # Found by its own key the story shares all its bands; through a copy, maybe none.
-            shares_band = exact.rank == 0
-            return self._join_story(conn, row, fp, found, exact.story, 1.0, keep_text, held, shares_band)
+            if exact.rank == 0:
+                return self._join_story(conn, row, fp, found, exact, 1.0, keep_text, held, True)
+            head = conn.execute(self._sql.story_document, {"digest": exact.story}).first()
+            if head is None:  # pragma: no cover - every copy is re-pointed when its document goes
+                return self._record_copy(conn, row, exact.story, 1.0, keep_text)
+            return self._join_story(conn, row, fp, found, head, 1.0, keep_text, held, False)
         best = self._best_candidate(conn, doc, fp, threshold)
         if best is not None:
             return self._join_story(conn, row, fp, found, best[0], best[1], keep_text, held, True)
@@ -1099,15 +1118,17 @@ class Store:
         row: dict[str, Any],
         fp: Fingerprint,
         found: dict[int, Row[Any]],
-        story: str,
+        head: Any,
         similarity: float,
         keep_text: bool,
         held: set[int],
         shares_band: bool,
     ) -> StoryOutcome | None:
-        """``row`` is a copy of ``story``: record it as one, or make it the story's document if
-        it outranks the present one. None: more locks were taken, decide again. ``shares_band``:
-        the story was found through a band of ``row`` (so its lock is held).
+        """``row`` is a copy of the story whose document is ``head`` (a row with its id, url,
+        version, content hash as ``story`` or ``content_hash``, and what ranks it): record it as
+        one, or make it the story's document if it outranks ``head``. None: more locks were
+        taken, decide again. ``shares_band``: the story was found through a band of ``row`` (so
+        its lock is held).
 
         Locks (PostgreSQL): whoever replaces a story's document holds the locks of all the
         document's bands, and whoever records a copy of it holds at least one of them (a band
@@ -1115,9 +1136,7 @@ class Store:
         never recorded against a document that a concurrent transaction is demoting: one waits
         for the other, and the later one sees the earlier one's outcome.
         """
-        head = conn.execute(self._sql.story_document, {"digest": story}).first()
-        if head is None:  # pragma: no cover - every copy is re-pointed when its document goes
-            return self._record_copy(conn, row, story, similarity, keep_text)
+        story = head.content_hash if "content_hash" in head._fields else head.story
         promote = head.url != row["url"] and outranks(_rank_of(row), self._rank_of_head(conn, head))
         if self.dialect == "postgresql" and (promote or not shares_band):
             bands = set(conn.execute(self._sql.document_bands, {"id": head.id}).scalars())
@@ -1219,19 +1238,20 @@ class Store:
 
     def _best_candidate(
         self, conn: Connection, doc: Document, fp: Fingerprint, threshold: float
-    ) -> tuple[str, float] | None:
-        """The most similar stored story at or above ``threshold``: (content_hash, similarity).
+    ) -> tuple[Row[Any], float] | None:
+        """The most similar stored story at or above ``threshold``: (its document's row, with
+        what ranks it, and the similarity).
 
         ``fp.shingles`` may be empty (a caller that keeps many fingerprints waiting drops them):
         they are then recomputed from ``doc.text``, only if a candidate passes the estimate.
         """
         rows = conn.execute(self._sql.candidates, {"bands": sorted(set(fp.bands))}).all()
 
-        def shingles_of(ids: list[int]) -> Iterator[tuple[str, set[int]]]:
+        def shingles_of(ids: list[int]) -> Iterator[tuple[Row[Any], set[int]]]:
             # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
             # that passed the estimate: cheaper than storing ~4 KB of shingles per document.
             for r in conn.execute(self._sql.candidate_texts, {"ids": ids}):
-                yield r.content_hash, _shingles(r.text)
+                yield r, _shingles(r.text)
 
         return best_story(
             fp,
