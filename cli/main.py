@@ -405,13 +405,20 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     if not paths:
         err_console.print(f"reextract: no WARC files in {directory}")
         return EXIT_FAILURE
-    hints = {source_id: source.encoding for source_id, source in all_sources().items()}
+    sources = all_sources()
+    hints = {source_id: source.encoding for source_id, source in sources.items()}
+
+    def role(source_id: str | None, url: str) -> str | None:
+        source = sources.get(source_id or "")
+        return source.role_for(url) if source is not None else None
+
     with _open_store(args) as store:
         report = reextract(
             paths,
             store,
             source=args.source,
             encoding_hints=hints,
+            roles=role,
             threshold=settings.near_dup_threshold,
             keep_text=settings.keep_duplicate_text,
             time_limit=settings.extract_timeout,
@@ -424,6 +431,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
         "changed": report.documents["version"],
         "new": report.documents["stored"],
         "copies": report.documents["copy"],
+        "promoted": report.documents["promoted"],  # better copies that became their story's document
         "errors": dict(report.errors),
         "attachments": report.attachments,
         "attachments_changed": len(report.attachments_changed),
@@ -459,22 +467,32 @@ def cmd_reextract(args: argparse.Namespace) -> int:
 
 
 def cmd_duplicates(args: argparse.Namespace) -> int:
-    """Stories that were republished: each story and its copies (URL, source, similarity)."""
+    """Stories that were republished: each story's document (its best copy), then its copies
+    (URL, source, the role its source declares, similarity)."""
     with _open_store(args, must_exist=True) as store:
         groups: dict[str, list[dict[str, Any]]] = {}
         for copy, similarity in store.iter_copies(duplicate_of=args.story):
             groups.setdefault(copy.duplicate_of or "", []).append(
-                {"url": copy.url, "source": copy.source, "similarity": round(similarity, 4)}
+                {
+                    "url": copy.url,
+                    "source": copy.source,
+                    "role": copy.source_role,
+                    "similarity": round(similarity, 4),
+                }
             )
         stories: list[dict[str, Any]] = []
         for story_hash, found in groups.items():
             story = store.get_document(story_hash)
+            document = None
+            if story is not None:
+                document = {"url": story.url, "source": story.source, "role": story.source_role}
             stories.append(
                 {
                     "story": story_hash,
                     "title": story.title if story else None,
                     "url": story.url if story else None,
                     "source": story.source if story else None,
+                    "document": document,
                     "copies": found,
                 }
             )
@@ -486,15 +504,19 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
         console.print("no copies recorded" + (f" for story {args.story}" if args.story else ""))
         return EXIT_OK
     for item in stories:
-        table = Table(
-            title=f"{item['title'] or '-'}  [dim]{item['story'][:16]} {item['url']}[/dim]",
-            title_justify="left",
-        )
+        table = Table(title=f"{item['title'] or '-'}  [dim]{item['story'][:16]}[/dim]", title_justify="left")
+        table.add_column("")
         table.add_column("similarity", justify="right")
         table.add_column("source")
-        table.add_column("copy URL")
+        table.add_column("role")
+        table.add_column("URL")
+        document = item["document"]
+        if document is not None:  # the story's document first: the copy every other one copies
+            table.add_row("document", "", str(document["source"]), document["role"] or "-", document["url"])
         for found in item["copies"]:
-            table.add_row(f"{found['similarity']:.3f}", str(found["source"]), found["url"])
+            table.add_row(
+                "copy", f"{found['similarity']:.3f}", str(found["source"]), found["role"] or "-", found["url"]
+            )
         console.print(table)
     return EXIT_OK
 

@@ -151,7 +151,7 @@ class CrawlOptions:
 class CrawlStats:
     pages_fetched: int = 0
     documents_stored: int = 0
-    duplicates: int = 0  # pages recorded as copies of a stored story (exact or near)
+    duplicates: int = 0  # copies recorded: pages that copy a stored story, documents a better copy replaced
     unchanged: int = 0  # re-crawled pages whose text this URL had already stored
     versions: int = 0  # re-crawled articles that changed: stored as a new version
     not_modified: int = 0  # re-visits answered 304
@@ -696,7 +696,8 @@ class EmbeddedCrawl:
                 self._write_room.release()
             self.stats.documents_stored += counts["stored"]
             self.stats.versions += counts["version"]
-            self.stats.duplicates += counts["copy"]
+            # a page that replaced its story's document made that one a copy: one more copy too
+            self.stats.duplicates += counts["copy"] + counts["promoted"]
             # "unchanged": this URL stored this very text before, a re-crawl, not a copy
             self.stats.unchanged += counts["unchanged"]
 

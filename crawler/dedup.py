@@ -29,17 +29,24 @@ The signature is one-permutation MinHash with densification (Shrivastava & Li, 2
 shingle is hashed once and falls into one of ``num_perm`` bins, each bin keeps its minimum, empty
 bins borrow from the next non-empty one. numpy is not a dependency, and ``num_perm`` full
 permutations in plain Python cost ~``num_perm`` times more (see the evaluation's cost line).
+
+Which copy is the story's document is decided by quality, not by arrival: :func:`rank_key` orders
+a story's copies (the portal's declared role, clean Simplified text, the earliest date, the
+longest text) over a small value the store keeps per document and copy (:class:`CopyRank`); a
+better copy arriving later replaces the document (:meth:`storage.sql.Store.add_stories`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import struct
 import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
@@ -232,6 +239,9 @@ class Fingerprint:
     signature: Signature
     bands: tuple[int, ...]
     shingles: frozenset[int]
+    #: Characters of the canonical key: how much of the story the text carries (what ranking a
+    #: story's copies calls completeness, :func:`rank_key`); 0 when unknown.
+    length: int = 0
 
     @classmethod
     def of(
@@ -247,6 +257,7 @@ class Fingerprint:
             sig,
             tuple(band_keys(sig, params.bands, params.rows)),
             frozenset(shingles) if keep_shingles else frozenset(),
+            len(key),
         )
 
 
@@ -315,6 +326,88 @@ def best_story(
         if sim >= threshold and (best is None or sim > best[1]):
             best = (story, sim)
     return best
+
+
+# -- which copy is the story's document -----------------------------------------------------------
+
+#: What a source may declare of a portal (:attr:`crawler.sources.Source.role`): it issues the
+#: originals of what it publishes, or it republishes other portals' stories.
+ISSUER = "issuer"
+REPOST = "repost"
+ROLES: tuple[str, ...] = (ISSUER, REPOST)
+_ROLE_ORDER = {ISSUER: 0, REPOST: 2}  # undeclared: 1, between the two
+_TRADITIONAL = "zh-Hant"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRank:
+    """What choosing a story's document needs of one of its copies: a few values the store keeps
+    as columns of every document and copy (see :func:`rank_key` for how they are weighed).
+
+    ``role``: its portal's declared role (:data:`ISSUER`, :data:`REPOST`, None: not declared);
+    ``converted``: a repost whose pinyin readings were stripped; ``damaged``: replacement runs
+    were dropped from its text; ``lang``: ``zh-Hans``, ``zh-Hant``, ...; ``published_at``: the
+    date the page gives (ISO 8601); ``length``: characters of its canonical key
+    (:attr:`Fingerprint.length`: its content, without punctuation or readings).
+    """
+
+    role: str | None = None
+    converted: bool = False
+    damaged: bool = False
+    lang: str | None = None
+    published_at: str | None = None
+    length: int = 0
+
+
+def _published_day(value: str | None) -> float:
+    """The day of an ISO 8601 date or date-time as a day number; infinity when unknown.
+
+    Days, not times: a repost often shows its own posting time, or none, and a date alone says
+    nothing of the hour, so within one day the copies tie and the next criterion decides.
+    """
+    if not value:
+        return math.inf
+    try:
+        return float(date.fromisoformat(value[:10]).toordinal())
+    except ValueError:
+        return math.inf
+
+
+def rank_key(rank: CopyRank) -> tuple[int, int, float, int]:
+    """The order of a story's copies, best first (smaller is better), criterion by criterion:
+
+    1. the portal's role: an issuer's copy, then an undeclared portal's, then a repost portal's;
+    2. cleanliness: a Simplified text without readings, then a converted or Traditional copy
+       (``converted``, ``lang`` zh-Hant), then a damaged page (text was lost);
+    3. the earliest published day (a copy without a date comes last);
+    4. completeness: the longer canonical key. Every copy of a story is near-identical to it
+       (the index confirmed it), so the longer one is the one that lost nothing.
+    """
+    role = _ROLE_ORDER.get(rank.role or "", 1)
+    if rank.damaged:
+        clean = 2
+    elif rank.converted or rank.lang == _TRADITIONAL:
+        clean = 1
+    else:
+        clean = 0
+    return role, clean, _published_day(rank.published_at), -rank.length
+
+
+def outranks(candidate: CopyRank, incumbent: CopyRank) -> bool:
+    """Whether ``candidate`` should replace ``incumbent`` as its story's document: only when it
+    is strictly better. On a tie the incumbent stays: a re-crawl or a copy equal in every
+    criterion never moves a story's document (nor re-points its copies)."""
+    return rank_key(candidate) < rank_key(incumbent)
+
+
+def best_copy(copies: Iterable[tuple[K, CopyRank]]) -> K | None:
+    """The key of the best of ``copies`` (the first of equals, as :func:`outranks` keeps the
+    incumbent), or None for none: the document a story ends with, whatever the arrival order."""
+    best: tuple[K, CopyRank] | None = None
+    for key, rank in copies:
+        if best is None or outranks(rank, best[1]):
+            best = (key, rank)
+    return None if best is None else best[0]
 
 
 class MemoryIndex:

@@ -65,6 +65,13 @@ class Document:
     #: the new text as the next version, ``previous_version`` naming the earlier one's hash.
     version: int = 1
     previous_version: str | None = None
+    #: What ranks the copies of a story (:func:`crawler.dedup.rank_key`), kept by the store but
+    #: not exported: the role the source declares for the page's portal (``issuer``, ``repost``,
+    #: None), whether pinyin readings were stripped from a converted repost, and whether
+    #: replacement characters were dropped from the text (see :class:`crawler.pipeline.PageOutcome`).
+    source_role: str | None = None
+    converted: bool = False
+    damaged: bool = False
 
     def to_export(self, attachments: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
         """The JSONL export form: exactly :data:`EXPORT_KEYS`, JSON-safe values.

@@ -52,6 +52,8 @@ class PageJob:
     http_charset: str | None = None
     encoding_hint: str | None = None
     source: str | None = None
+    #: The role the source declares for the page's portal (:meth:`crawler.sources.Source.role_for`).
+    source_role: str | None = None
     fetched_at: datetime = field(default_factory=utcnow)
     follow_links: bool = True
     max_url_length: int = DEFAULT_MAX_URL_LENGTH
@@ -188,6 +190,7 @@ def _process_page(job: PageJob) -> PageOutcome:
         url=job.url,
         final_url=job.final_url,
         source=job.source,
+        source_role=job.source_role,
         fetched_at=job.fetched_at,
         max_url_length=job.max_url_length,
     )
@@ -200,13 +203,15 @@ def build_document(
     url: str,
     final_url: str,
     source: str | None = None,
+    source_role: str | None = None,
     fetched_at: datetime | None = None,
     max_url_length: int = DEFAULT_MAX_URL_LENGTH,
     content_hash: str | None = None,
 ) -> Document:
     """The stored record of an extraction: the page's declared canonical URL when it is a valid
-    http(s) URL (else the final URL), and the dedup hash of the text (``content_hash``: already
-    computed by the caller with the fingerprint)."""
+    http(s) URL (else the final URL), the dedup hash of the text (``content_hash``: already
+    computed by the caller with the fingerprint), and what ranks it among its story's copies
+    (its portal's role, converted, damaged)."""
     canonical = final_url
     if extraction.canonical_url:
         try:
@@ -227,6 +232,9 @@ def build_document(
         content_hash=content_hash or _content_hash(extraction.text),
         fetched_at=fetched_at or utcnow(),
         lang=extraction.lang,
+        source_role=source_role,
+        converted=extraction.converted,
+        damaged=extraction.damaged,
     )
 
 

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -115,6 +115,7 @@ def reextract(
     *,
     source: str | None = None,
     encoding_hints: Mapping[str, str | None] | None = None,
+    roles: Callable[[str | None, str], str | None] | None = None,
     threshold: float = DEFAULT_PARAMS.threshold,
     keep_text: bool = False,
     time_limit: float | None = None,
@@ -122,7 +123,9 @@ def reextract(
     """Re-extract the archive's pages (and attachment texts) into ``store``; what changed.
 
     ``encoding_hints``: a source id's declared encoding (its file's ``encoding``), as the crawl
-    gives it to :class:`PageJob`.
+    gives it to :class:`PageJob`. ``roles``: the role a page's source declares for its portal,
+    from the source id and the page's final URL (:meth:`crawler.sources.Source.role_for`), so
+    that the store ranks the re-extracted copies of a story as the crawl did.
     """
     report = ReextractReport()
     hints = encoding_hints or {}
@@ -146,6 +149,7 @@ def reextract(
             http_charset=charset,
             encoding_hint=hints.get(response.source or ""),
             source=response.source,
+            source_role=roles(response.source, response.final_url) if roles is not None else None,
             fetched_at=response.fetched_at,
             follow_links=False,
             time_limit=time_limit,

@@ -12,12 +12,20 @@ A source file is TOML (one source per file, the file stem equals its ``id``)::
     per_host_delay = 2.0
     schedule = "0 */6 * * *"
     encoding = "utf-8"
+    role = "issuer"      # optional: "issuer" (publishes originals) or "repost" (republishes others')
+
+    [host_roles]         # optional: the role of one host when a source spans several portals
+    "reposts.example.cn" = "repost"
 
     [revisit]            # optional: when pages are read again (see crawler.recrawl)
     list_pages = "1h"    # first interval of list and start pages
     articles = "7d"      # first interval of articles
     min = "10m"          # adaptation keeps every interval within [min, max]
     max = "90d"
+
+``role`` ranks the copies of a story (:func:`crawler.dedup.rank_key`): when one story is published
+by several portals, an issuer's copy is the story's document, a repost portal's copy is a copy.
+Undeclared portals rank between the two.
 
 A malformed file raises :class:`~crawler.errors.ConfigError` naming the file, the field and the
 problem; the other files still load (see :func:`load_sources_report`).
@@ -30,7 +38,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -137,6 +145,8 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 
 Pattern = Annotated[str, Field(min_length=1)]
+#: What a source declares of a portal (crawler.dedup.ISSUER, crawler.dedup.REPOST).
+Role = Literal["issuer", "repost"]
 
 
 class Revisit(BaseModel):
@@ -184,6 +194,12 @@ class Source(BaseModel):
     encoding: str | None = None
     enabled: bool = True
     description: str | None = None
+    #: Whether the source's portals issue the originals of what they publish or republish
+    #: other portals' stories; None: not declared (ranks between the two).
+    role: Role | None = None
+    #: The role of single hosts (``host`` or ``host:port``, among ``allowed_hosts``), for a
+    #: source that spans portals of both kinds; the others have ``role``.
+    host_roles: dict[str, Role] = Field(default_factory=dict)
     revisit: Revisit = Field(default_factory=Revisit)
 
     @field_validator("start_urls")
@@ -224,6 +240,14 @@ class Source(BaseModel):
             raise ValueError(f"unknown encoding {value!r}") from exc
         return value
 
+    @field_validator("host_roles")
+    @classmethod
+    def _check_host_roles(cls, roles: dict[str, Role]) -> dict[str, Role]:
+        for host in roles:
+            if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?", host):
+                raise ValueError(f"{host!r} is not a host name (no scheme or path)")
+        return {host.lower(): role for host, role in roles.items()}
+
     @model_validator(mode="after")
     def _default_hosts(self) -> Source:
         if not self.allowed_hosts:
@@ -236,7 +260,24 @@ class Source(BaseModel):
             raise ValueError(
                 f"start URL {outside[0]!r} is outside allowed_hosts ({', '.join(self.allowed_hosts)})"
             )
+        stray = [host for host in self.host_roles if host not in self.allowed_hosts]
+        if stray:
+            listed = ", ".join(self.allowed_hosts)
+            raise ValueError(f"host_roles names {stray[0]!r}, which is not in allowed_hosts ({listed})")
         return self
+
+    def role_for(self, url: str) -> Role | None:
+        """The role of the portal serving ``url``: its host's entry in ``host_roles`` (with its
+        port, else without), else the source's ``role``."""
+        if self.host_roles:
+            try:
+                host = host_of(canonicalize(url))
+            except InvalidURL:
+                return self.role
+            found = self.host_roles.get(host) or self.host_roles.get(host.split(":", 1)[0])
+            if found is not None:
+                return found
+        return self.role
 
     @classmethod
     def from_urls(cls, urls: list[str], *, id: str | None = None, max_depth: int = 3) -> Source:

@@ -644,6 +644,7 @@ def page_job(
         http_charset=result.charset,
         encoding_hint=source.encoding if source is not None else None,
         source=source.id if source is not None else None,
+        source_role=source.role_for(result.final_url) if source is not None else None,
         fetched_at=fetched_at or utcnow(),
         follow_links=depth < max_depth,
         max_url_length=max_url_length,

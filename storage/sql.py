@@ -21,7 +21,17 @@ Concurrency model:
   first takes an advisory lock per band key of its documents, in ascending order (no deadlock),
   so two copies of one story, which share a band, are checked and inserted one after the other
   and the later one sees the earlier. Two texts that share no band are not candidates for each
-  other in any order, so the locks lose nothing the sequential check would find.
+  other in any order, so the locks lose nothing the sequential check would find;
+* a story's document is its best copy (:func:`crawler.dedup.outranks`): a better copy arriving
+  later replaces it in the same transaction (the old document becomes a copy, every copy is
+  re-pointed, the index swaps the old text's bands for the new one's). Replacing a document
+  changes band keys, so the transaction also holds the locks of all the old document's bands,
+  and a copy found through another copy's key holds one of its story's document's bands:
+  whoever records a copy of a document and whoever demotes it wait for each other, so no copy
+  is left pointing at a document that is gone and no story gets two. Locks found missing in
+  the middle of a transaction are only tried (waiting there, out of order, could deadlock);
+  if one is held elsewhere, the transaction is rolled back and run again with them taken
+  first, in order.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from typing import Any, Literal, TypeVar
 from sqlalchemy import (
     BigInteger,
     BindParameter,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -56,12 +67,14 @@ from sqlalchemy import (
     UniqueConstraint,
     bindparam,
     case,
+    cast,
     create_engine,
     event,
     func,
     insert,
     inspect,
     literal,
+    null,
     select,
     text,
 )
@@ -74,9 +87,12 @@ from sqlalchemy.types import TypeDecorator
 
 from crawler.dedup import (
     DEFAULT_PARAMS,
+    CopyRank,
     Fingerprint,
     best_story,
     dedup_key,
+    jaccard,
+    outranks,
     pack_signature,
     shingle_hashes,
     unpack_signature,
@@ -105,7 +121,9 @@ __all__ = [
 #: 4: documents.document_number, copies.document_number (added nullable columns).
 #: 5: attachments, document_attachments (new tables: created by create_all).
 #: 6: extraction_plans (a new table).
-SCHEMA_VERSION = 6
+#: 7: what ranks a story's copies, on documents and copies (source_role, converted, damaged,
+#:    key_length), and copies.version/previous_version (a document demoted to a copy keeps them).
+SCHEMA_VERSION = 7
 
 #: SQLite waits this long for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -121,6 +139,9 @@ _SQLITE_BEGIN_OPTION = "policy_crawler_sqlite_begin"
 # SQLSTATEs after which PostgreSQL rolled the whole transaction back and a retry is safe.
 _PG_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 _WRITE_RETRIES = 5
+# Times a decision is made again after more locks were taken (PostgreSQL): one page's in its
+# transaction, or a whole add_stories transaction run again with the locks it lacked.
+_DECISION_ROUNDS = 16
 
 T = TypeVar("T")
 
@@ -158,6 +179,18 @@ metadata = MetaData()
 # BIGSERIAL on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" aliases the rowid.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 
+
+def _rank_columns() -> tuple[Column[Any], ...]:
+    """What ranks the copies of a story (:class:`crawler.dedup.CopyRank`, with ``lang`` and
+    ``published_at``), on documents and copies alike."""
+    return (
+        Column("source_role", Text),  # the portal's declared role: issuer, repost, NULL
+        Column("converted", Boolean, nullable=False, server_default=text("false")),
+        Column("damaged", Boolean, nullable=False, server_default=text("false")),
+        Column("key_length", Integer),  # characters of the canonical key; NULL: stored before 6
+    )
+
+
 documents = Table(
     "documents",
     metadata,
@@ -179,6 +212,7 @@ documents = Table(
     # Versions of one URL's article: 1, 2, ...; previous_version is the earlier one's hash.
     Column("version", Integer, nullable=False, server_default=text("1")),
     Column("previous_version", Text),
+    *_rank_columns(),
     UniqueConstraint("content_hash", name="uq_documents_content_hash"),
     CheckConstraint("content_hash <> ''", name="ck_documents_content_hash_nonempty"),
     # (source, id) serves both "WHERE source = ?" and "ORDER BY id" for one source.
@@ -231,10 +265,19 @@ copies = Table(
     Column("fetched_at", UTCDateTime(), nullable=False),
     Column("lang", Text),
     Column("duplicate_of", Text, nullable=False),
-    Column("similarity", Float, nullable=False),  # exact Jaccard of the shingle sets; 1.0: same key
+    # Exact Jaccard of the shingle sets with the story's document; 1.0: same key. When a better
+    # copy replaces the document, re-measured against it where the copy's text is kept (1.0 for
+    # its key), else the figure of when the copy was recorded.
+    Column("similarity", Float, nullable=False),
+    # A document demoted to a copy (a better copy of its story arrived) keeps its version, so
+    # that the earlier versions of its URL stay replaced; 1 and NULL for any other copy.
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("previous_version", Text),
+    *_rank_columns(),
     UniqueConstraint("url", name="uq_copies_url"),
     Index("ix_copies_duplicate_of", "duplicate_of"),
     Index("ix_copies_content_hash", "content_hash"),
+    Index("ix_copies_previous_version", "previous_version"),
 )
 
 # The LSH index of the near-duplicate check: one row per (band key, document).
@@ -325,10 +368,8 @@ schema_version = Table(
 )
 
 _DOC_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Document))
-# A copy is one page's record of another URL's story: it has no versions of its own.
-_COPY_FIELDS: tuple[str, ...] = tuple(
-    name for name in _DOC_FIELDS if name not in ("text", "version", "previous_version")
-)
+# A copy is one page's record of another URL's story; its text is kept only on request.
+_COPY_FIELDS: tuple[str, ...] = tuple(name for name in _DOC_FIELDS if name != "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,14 +378,17 @@ class StoryOutcome:
 
     ``status``: ``stored`` (a new story), ``version`` (a new text for a URL that stored another
     before: stored as the next version, ``previous_version`` naming the earlier one), ``copy``
-    (recorded as a copy of ``duplicate_of``, the story's content_hash, with ``similarity``), or
-    ``unchanged`` (this URL had stored this very text before: a re-crawl, not a copy).
+    (recorded as a copy of ``duplicate_of``, the story's content_hash, with ``similarity``),
+    ``promoted`` (a better copy of a stored story: it is now the story's document, and the
+    document it replaced, at the URL ``demoted``, is now a copy; ``previous_version`` as for a
+    version), or ``unchanged`` (this URL had stored this very text before: a re-crawl, not a copy).
     """
 
-    status: Literal["stored", "version", "copy", "unchanged"]
+    status: Literal["stored", "version", "copy", "promoted", "unchanged"]
     duplicate_of: str | None = None
     similarity: float = 1.0
     previous_version: str | None = None
+    demoted: str | None = None
 
 
 _URL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(UrlState))
@@ -490,6 +534,18 @@ def _strip_nul(value: Any) -> Any:
     return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
 
 
+def _rank_of(row: dict[str, Any]) -> CopyRank:
+    """The rank of a document or copy row (see :func:`crawler.dedup.rank_key`)."""
+    return CopyRank(
+        role=row["source_role"],
+        converted=bool(row["converted"]),
+        damaged=bool(row["damaged"]),
+        lang=row["lang"],
+        published_at=row["published_at"],
+        length=int(row["key_length"] or 0),
+    )
+
+
 def _doc_to_row(doc: Document) -> dict[str, Any]:
     if not isinstance(doc.content_hash, str) or not doc.content_hash:
         raise ValueError(f"document {doc.url!r} has no content_hash; run the dedup stage before storing it")
@@ -519,6 +575,18 @@ def _row_to_state(row: Row[Any]) -> UrlState:
 # -- the store ------------------------------------------------------------------------------------
 
 
+#: What a story's document is ranked by (crawler.dedup.CopyRank), read with it.
+_HEAD_COLUMNS = ("source_role", "converted", "damaged", "lang", "published_at", "key_length")
+
+
+class _LocksTaken(Exception):
+    """Band locks a transaction needed in its middle were held by another one (PostgreSQL)."""
+
+    def __init__(self, keys: Sequence[int]) -> None:
+        super().__init__(f"{len(keys)} band locks held by another transaction")
+        self.keys = list(keys)
+
+
 class _Statements:
     """The statements a crawl runs for every page (its writes and URL reads), built once per store.
 
@@ -535,27 +603,33 @@ class _Statements:
         # In one round trip, by rank: 0 the stored story with this exact key, 1 else a copy with
         # it (its story), 2 the latest version stored by this URL, 3 a copy recorded for this URL.
         # Each row: rank, url, story (a content_hash), version.
+        # The story's own row (rank 0) also brings what ranks it (its id and _HEAD_COLUMNS), so
+        # that the common copy needs no second query; the other ranks leave them NULL.
+        head = [documents.c.id, *(documents.c[name] for name in _HEAD_COLUMNS)]
+        blank = [cast(null(), column.type).label(column.name) for column in head]
         self.lookup = (
             select(
                 literal(0, Integer).label("rank"),
                 documents.c.url,
                 documents.c.content_hash.label("story"),
                 documents.c.version,
+                *head,
             )
             .where(documents.c.content_hash == digest)
             .union_all(
-                select(literal(1, Integer), copies.c.url, copies.c.duplicate_of, zero)
+                select(literal(1, Integer), copies.c.url, copies.c.duplicate_of, zero, *blank)
                 .where(copies.c.content_hash == digest)
                 .limit(1)
                 .subquery()
                 .select(),
                 select(literal(2, Integer), documents.c.url, documents.c.content_hash, documents.c.version)
+                .add_columns(*blank)
                 .where(documents.c.url == url)
                 .order_by(documents.c.version.desc(), documents.c.id.desc())
                 .limit(1)
                 .subquery()
                 .select(),
-                select(literal(3, Integer), copies.c.url, copies.c.duplicate_of, zero)
+                select(literal(3, Integer), copies.c.url, copies.c.duplicate_of, zero, *blank)
                 .where(copies.c.url == url)
                 .limit(1)
                 .subquery()
@@ -572,7 +646,14 @@ class _Statements:
             .order_by(documents.c.id)
         )
         self.candidate_texts = (
-            select(documents.c.content_hash, documents.c.text)
+            select(
+                documents.c.content_hash,
+                documents.c.text,
+                documents.c.id,
+                documents.c.url,
+                documents.c.version,
+                *(documents.c[name] for name in _HEAD_COLUMNS),
+            )
             .where(documents.c.id.in_(bindparam("ids", expanding=True)))
             .order_by(documents.c.id)
         )
@@ -584,12 +665,58 @@ class _Statements:
         self.insert_bands = upsert(near_dup_bands).on_conflict_do_nothing()
         self.insert_signature = insert(document_signatures)
         copy_insert = upsert(copies)
-        copy_columns = (*_COPY_FIELDS, "duplicate_of", "similarity", "text")
+        copy_columns = (*_COPY_FIELDS, "duplicate_of", "similarity", "text", "key_length")
         self.record_copy = copy_insert.on_conflict_do_update(
             index_elements=[copies.c.url],
             set_={name: copy_insert.excluded[name] for name in copy_columns if name != "url"},
         )
         self.delete_copy = copies.delete().where(copies.c.url == url)
+        # -- choosing a story's document (Store._join_story): its rank, the index rows to lock,
+        # whether its URL has a newer record, and the statements of a promotion.
+        doc_id: BindParameter[int] = bindparam("id")
+        self.story_document = select(
+            documents.c.content_hash,
+            documents.c.id,
+            documents.c.url,
+            documents.c.version,
+            *(documents.c[name] for name in _HEAD_COLUMNS),
+        ).where(documents.c.content_hash == digest)
+        self.document_text = select(documents.c.text).where(documents.c.id == doc_id)
+        self.document_bands = (
+            select(near_dup_bands.c.band_key)
+            .where(near_dup_bands.c.document_id == doc_id)
+            .order_by(near_dup_bands.c.band_key)
+        )
+        self.newer_record = (
+            select(literal(1, Integer))
+            .where(documents.c.url == url)
+            .where(documents.c.version > bindparam("version"))
+            .limit(1)
+            .subquery()
+            .select()
+            .union_all(select(literal(1, Integer)).where(copies.c.url == url).limit(1).subquery().select())
+        )
+        self.whole_document = select(documents).where(documents.c.id == doc_id)
+        self.drop_bands = near_dup_bands.delete().where(near_dup_bands.c.document_id == doc_id)
+        self.drop_signature = document_signatures.delete().where(document_signatures.c.document_id == doc_id)
+        self.drop_document = documents.delete().where(documents.c.id == doc_id)
+        self.story_copies = select(copies.c.id, copies.c.content_hash, copies.c.text).where(
+            copies.c.duplicate_of == bindparam("old_story")
+        )
+        self.repoint_copies = (
+            copies.update()
+            .where(copies.c.duplicate_of == bindparam("old_story"))
+            .values(duplicate_of=bindparam("new_story"))
+        )
+        self.set_similarity = (
+            copies.update().where(copies.c.id == bindparam("copy_id")).values(similarity=bindparam("value"))
+        )
+        self.demote_urls = (
+            urls.update()
+            .where(urls.c.url.in_(bindparam("demoted", expanding=True)))
+            .where(urls.c.status.in_([UrlStatus.FETCHED.value, UrlStatus.NOT_MODIFIED.value]))
+            .values(status=UrlStatus.DUPLICATE.value)
+        )
         url_insert = upsert(urls)
         excluded = url_insert.excluded
         updates: dict[str, Any] = {name: excluded[name] for name in _URL_FIELDS if name != "url"}
@@ -603,7 +730,7 @@ class _Statements:
         self.get_urls = select(urls).where(urls.c.url.in_(bindparam("urls", expanding=True)))
         # PostgreSQL: a new story, its LSH bands and its signature in one statement (one round
         # trip, not three); the row is a document's columns (_doc_to_row).
-        names = sorted(_DOC_FIELDS)
+        names = sorted((*_DOC_FIELDS, "key_length"))
         self.insert_story_pg = text(
             f"WITH d AS (INSERT INTO documents ({', '.join(names)}) "
             f"VALUES ({', '.join(':' + n for n in names)}) "
@@ -764,6 +891,8 @@ class Store:
                 # found as stories of later copies until re-crawled (see the README).
                 # 2 -> 3 and 3 -> 4 only added nullable or defaulted columns (and indexes).
                 # 4 -> 5 and 5 -> 6 only added tables (attachments and their links; plans).
+                # 6 -> 7 only added defaulted or nullable columns (what ranks a story's copies;
+                # key_length stays NULL for older rows and is measured from the text when needed).
                 _add_missing_columns(conn)
                 conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=utcnow()))
 
@@ -820,7 +949,8 @@ class Store:
     ) -> Generator[Document, None, None]:
         """Stream documents in insertion order without loading them all into memory.
 
-        ``latest_only`` leaves out versions a later version of the same article replaced.
+        ``latest_only`` leaves out versions a later version of the same article replaced (also
+        when that later version is now a copy of a better document of its story).
         The iterator holds a database connection until exhausted; ``close()`` it to stop early.
         """
         stmt = select(documents).order_by(documents.c.id)
@@ -830,6 +960,10 @@ class Store:
             newer = documents.alias("newer")
             stmt = stmt.where(
                 ~select(newer.c.id).where(newer.c.previous_version == documents.c.content_hash).exists()
+            )
+            # A later version that became a copy of a better document still replaced this one.
+            stmt = stmt.where(
+                ~select(copies.c.id).where(copies.c.previous_version == documents.c.content_hash).exists()
             )
         for row in self._stream("reading documents", stmt, batch_size):
             yield _row_to_doc(row)
@@ -850,7 +984,8 @@ class Store:
         keep_text: bool = False,
         states: Sequence[UrlState] = (),
     ) -> list[StoryOutcome]:
-        """Store each document as a new story, or record it as a copy of an earlier one.
+        """Store each document as a new story, or as a copy of an earlier one, or as its story's
+        new document when it is a better copy than the one stored.
 
         ``states``, when given, are the pages' URL states, one per item: each is recorded in
         the same transaction, as ``duplicate`` when its document turned out a copy (one commit
@@ -865,21 +1000,38 @@ class Store:
         stored by the same URL is skipped (an edited page is a new version, not a copy). Copies
         keep their text only if ``keep_text``. A fingerprint may come without its shingles
         (empty): they are recomputed from the document's text when a candidate needs them.
+
+        A copy that outranks its story's document (:func:`crawler.dedup.outranks`: its portal's
+        role, clean text, date, completeness) takes its place (``promoted``): the document
+        becomes a copy (its text kept only if ``keep_text``), every copy of the story is
+        re-pointed to the new document's ``content_hash``, the near-duplicate index holds the
+        new document's bands and signature instead of the old one's, and the old document's
+        URL is recorded ``duplicate``. So the story's document is its best copy whatever order
+        the copies arrive in. (Not when the old document's URL has a newer text since: a story
+        whose document is an outdated text of its page keeps it, and the copy is a copy.)
         """
         if not items:
             return []
         for doc, _ in items:
             _doc_to_row(doc)  # validates content_hash before the transaction starts
 
+        # PostgreSQL: band keys found to need a lock that another transaction held; the next
+        # attempt takes them with its own, in order, before it reads anything.
+        more: set[int] = set()
+
         def work(conn: Connection) -> list[StoryOutcome]:
+            held: set[int] = set()  # advisory locks this transaction holds (PostgreSQL)
             if self.dialect == "postgresql":
-                keys = sorted({k for _, fp in items for k in fp.bands})
-                # unnest yields in array order: the locks are taken in ascending key order.
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"),
-                    {"keys": keys},
-                )
-            outcomes = [self._add_story(conn, doc, fp, threshold, keep_text) for doc, fp in items]
+                self._lock_bands(conn, {k for _, fp in items for k in fp.bands} | more, held)
+            outcomes: list[StoryOutcome] = []
+            demoted: dict[str, None] = {}  # URLs whose document became a copy, in order
+            for doc, fp in items:
+                outcome = self._add_story(conn, doc, fp, threshold, keep_text, held)
+                if outcome.status in ("stored", "version", "promoted"):
+                    demoted.pop(doc.url, None)  # a later page of the batch made it a story again
+                if outcome.demoted is not None:
+                    demoted[outcome.demoted] = None
+                outcomes.append(outcome)
             if states:
                 # A copy's page is recorded ``duplicate``; the caller's records stay as given.
                 recorded = [
@@ -887,16 +1039,76 @@ class Store:
                     for state, outcome in zip(states, outcomes, strict=True)
                 ]
                 self._upsert_urls(conn, recorded)
+            if demoted:
+                # After the states above: a demoted page of this very batch ends ``duplicate``.
+                conn.execute(self._sql.demote_urls, {"demoted": list(demoted)})
             return outcomes
 
         if states and len(states) != len(items):
             raise ValueError(f"{len(states)} URL states for {len(items)} documents")
-        return self._write("storing documents", work)
+        for _ in range(_DECISION_ROUNDS):
+            try:
+                return self._write("storing documents", work)
+            except _LocksTaken as busy:
+                more.update(busy.keys)
+        raise StorageError("storing documents: the stories kept changing under concurrent writers")
+
+    @staticmethod
+    def _lock_bands(conn: Connection, keys: set[int], held: set[int]) -> None:
+        """Take the advisory locks of band ``keys`` not held yet, in ascending order (waiting
+        for them: only at the start of a transaction, so every waiter takes its locks in one
+        order and none can deadlock)."""
+        wanted = sorted(keys - held)
+        if wanted:
+            # unnest yields in array order: the locks are taken in ascending key order.
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"),
+                {"keys": wanted},
+            )
+            held.update(wanted)
+
+    @staticmethod
+    def _more_locks(conn: Connection, keys: set[int], held: set[int]) -> None:
+        """Take the locks of ``keys`` in the middle of a transaction, without waiting: waiting
+        there, out of order, could deadlock with another transaction doing the same. When one
+        is taken, the transaction is rolled back and run again with them taken first."""
+        wanted = sorted(keys - held)
+        try_all = "SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"
+        taken = conn.execute(text(try_all), {"keys": wanted}).scalar()
+        if not taken:
+            raise _LocksTaken(wanted)
+        held.update(wanted)
 
     def _add_story(
-        self, conn: Connection, doc: Document, fp: Fingerprint, threshold: float, keep_text: bool
+        self,
+        conn: Connection,
+        doc: Document,
+        fp: Fingerprint,
+        threshold: float,
+        keep_text: bool,
+        held: set[int],
     ) -> StoryOutcome:
+        for _ in range(_DECISION_ROUNDS):
+            outcome = self._place(conn, doc, fp, threshold, keep_text, held)
+            if outcome is not None:
+                return outcome
+        # Each round took the locks of a story's document that another transaction had just
+        # replaced; this many in a row means something is wrong, not busy.
+        raise StorageError(f"the story of {doc.url} kept changing while it was stored")
+
+    def _place(
+        self,
+        conn: Connection,
+        doc: Document,
+        fp: Fingerprint,
+        threshold: float,
+        keep_text: bool,
+        held: set[int],
+    ) -> StoryOutcome | None:
+        """One decision for ``doc`` (see :meth:`add_stories`); None when it had to take more
+        locks first (PostgreSQL), after which the decision is made again on what is committed."""
         row = _doc_to_row(doc)
+        row["key_length"] = fp.length or len(dedup_key(doc.text))
         digest = row["content_hash"]
         found: dict[int, Row[Any]] = {}
         for found_row in conn.execute(self._sql.lookup, {"digest": digest, "url": doc.url}):
@@ -905,26 +1117,144 @@ class Store:
         if exact is not None:
             if exact.rank == 0 and exact.url == doc.url:
                 return StoryOutcome("unchanged")
-            return self._record_copy(conn, row, exact.story, 1.0, keep_text)
+            # Found by its own key the story shares all its bands; through a copy, maybe none.
+            if exact.rank == 0:
+                return self._join_story(conn, row, fp, found, exact, 1.0, keep_text, held, True)
+            head = conn.execute(self._sql.story_document, {"digest": exact.story}).first()
+            if head is None:  # pragma: no cover - every copy is re-pointed when its document goes
+                return self._record_copy(conn, row, exact.story, 1.0, keep_text)
+            return self._join_story(conn, row, fp, found, head, 1.0, keep_text, held, False)
         best = self._best_candidate(conn, doc, fp, threshold)
         if best is not None:
-            return self._record_copy(conn, row, best[0], best[1], keep_text)
+            return self._join_story(conn, row, fp, found, best[0], best[1], keep_text, held, True)
         # A new text for a URL that stored one before: the article changed. The new text is
         # the next version; the earlier ones stay, and the export shows the latest.
-        latest = found.get(2)
-        if latest is not None:
-            row.update(version=int(latest.version) + 1, previous_version=latest.story)
-        else:
-            row.update(version=1, previous_version=None)
+        self._set_version(row, found)
         doc_id = self._insert_story(conn, row, fp)
         if doc_id is None:  # pragma: no cover - same key, same bands: the locks exclude this
             return self._record_copy(conn, row, digest, 1.0, keep_text)
         if 3 in found:
             # A page recorded as a copy before that now holds a story of its own is no copy.
             conn.execute(self._sql.delete_copy, {"url": doc.url})
-        if latest is not None:
-            return StoryOutcome("version", previous_version=latest.story)
+        if row["previous_version"] is not None:
+            return StoryOutcome("version", previous_version=row["previous_version"])
         return StoryOutcome("stored")
+
+    @staticmethod
+    def _set_version(row: dict[str, Any], found: dict[int, Row[Any]]) -> None:
+        """A document stored by a URL that stored another text before is its next version."""
+        latest = found.get(2)
+        if latest is not None:
+            row.update(version=int(latest.version) + 1, previous_version=latest.story)
+        else:
+            row.update(version=1, previous_version=None)
+
+    def _join_story(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        fp: Fingerprint,
+        found: dict[int, Row[Any]],
+        head: Any,
+        similarity: float,
+        keep_text: bool,
+        held: set[int],
+        shares_band: bool,
+    ) -> StoryOutcome | None:
+        """``row`` is a copy of the story whose document is ``head`` (a row with its id, url,
+        version, content hash as ``story`` or ``content_hash``, and what ranks it): record it as
+        one, or make it the story's document if it outranks ``head``. None: more locks were
+        taken, decide again. ``shares_band``: the story was found through a band of ``row`` (so
+        its lock is held).
+
+        Locks (PostgreSQL): whoever replaces a story's document holds the locks of all the
+        document's bands, and whoever records a copy of it holds at least one of them (a band
+        that found it, or its own key's bands when the key is the document's). So a copy is
+        never recorded against a document that a concurrent transaction is demoting: one waits
+        for the other, and the later one sees the earlier one's outcome.
+        """
+        story = head.content_hash if "content_hash" in head._fields else head.story
+        promote = head.url != row["url"] and outranks(_rank_of(row), self._rank_of_head(conn, head))
+        if self.dialect == "postgresql" and (promote or not shares_band):
+            bands = set(conn.execute(self._sql.document_bands, {"id": head.id}).scalars())
+            if promote and not bands <= held:
+                self._more_locks(conn, bands, held)
+                return None
+            if not promote and bands and not bands & held:  # found through one of its copies
+                self._more_locks(conn, {min(bands)}, held)
+                return None
+        newer = {"url": head.url, "version": head.version}
+        if promote and conn.execute(self._sql.newer_record, newer).first() is not None:
+            promote = False  # the document is an outdated text of its page (see add_stories)
+        if not promote:
+            return self._record_copy(conn, row, story, similarity, keep_text)
+        return self._promote(conn, row, fp, found, int(head.id), keep_text)
+
+    def _rank_of_head(self, conn: Connection, head: Any) -> CopyRank:
+        length = head.key_length
+        if length is None:  # stored before schema 6: measured from its text
+            length = len(dedup_key(conn.execute(self._sql.document_text, {"id": head.id}).scalar_one()))
+        return CopyRank(
+            role=head.source_role,
+            converted=bool(head.converted),
+            damaged=bool(head.damaged),
+            lang=head.lang,
+            published_at=head.published_at,
+            length=int(length),
+        )
+
+    def _promote(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        fp: Fingerprint,
+        found: dict[int, Row[Any]],
+        head_id: int,
+        keep_text: bool,
+    ) -> StoryOutcome:
+        """``row`` replaces document ``head_id`` as its story's document, in this transaction."""
+        old = conn.execute(self._sql.whole_document, {"id": head_id}).one()._mapping
+        # The old document leaves the index: its text is no longer what later pages are
+        # compared with (that is the story's document), and a copy is never a candidate.
+        for stmt in (self._sql.drop_bands, self._sql.drop_signature, self._sql.drop_document):
+            conn.execute(stmt, {"id": head_id})
+        self._set_version(row, found)
+        if self._insert_story(conn, row, fp) is None:  # pragma: no cover - its key was found above
+            raise StorageError(f"{row['url']}: its key was taken while it replaced its story's document")
+        if 3 in found:
+            conn.execute(self._sql.delete_copy, {"url": row["url"]})
+        story = row["content_hash"]
+        mine: set[int] | None = None  # the new document's shingles, computed once if needed
+
+        def similarity_to(other: str) -> float:
+            nonlocal mine
+            if mine is None:
+                mine = set(fp.shingles) if fp.shingles else _shingles(row["text"])
+            return jaccard(mine, _shingles(other))
+
+        if old["content_hash"] != story:
+            # The story's copies follow it. Their similarity is now to the new document: 1.0
+            # for its own key, measured where the copy's text is kept; a copy without text
+            # keeps the figure it was recorded with (its text is not there to measure).
+            measured = []
+            for copy in conn.execute(self._sql.story_copies, {"old_story": old["content_hash"]}):
+                if copy.content_hash == story:
+                    measured.append({"copy_id": copy.id, "value": 1.0})
+                elif copy.text:
+                    measured.append({"copy_id": copy.id, "value": similarity_to(copy.text)})
+            conn.execute(self._sql.repoint_copies, {"old_story": old["content_hash"], "new_story": story})
+            if measured:
+                conn.execute(self._sql.set_similarity, measured)
+        similarity = 1.0 if old["content_hash"] == story else similarity_to(old["text"])
+        demoted = {name: old[name] for name in _COPY_FIELDS}
+        demoted.update(
+            duplicate_of=story,
+            similarity=similarity,
+            text=old["text"] if keep_text else None,
+            key_length=old["key_length"],
+        )
+        conn.execute(self._sql.record_copy, demoted)
+        return StoryOutcome("promoted", previous_version=row["previous_version"], demoted=old["url"])
 
     def _insert_story(self, conn: Connection, row: dict[str, Any], fp: Fingerprint) -> int | None:
         """Insert a new story with its LSH bands and signature; its id, or None if its key was
@@ -945,19 +1275,20 @@ class Store:
 
     def _best_candidate(
         self, conn: Connection, doc: Document, fp: Fingerprint, threshold: float
-    ) -> tuple[str, float] | None:
-        """The most similar stored story at or above ``threshold``: (content_hash, similarity).
+    ) -> tuple[Row[Any], float] | None:
+        """The most similar stored story at or above ``threshold``: (its document's row, with
+        what ranks it, and the similarity).
 
         ``fp.shingles`` may be empty (a caller that keeps many fingerprints waiting drops them):
         they are then recomputed from ``doc.text``, only if a candidate passes the estimate.
         """
         rows = conn.execute(self._sql.candidates, {"bands": sorted(set(fp.bands))}).all()
 
-        def shingles_of(ids: list[int]) -> Iterator[tuple[str, set[int]]]:
+        def shingles_of(ids: list[int]) -> Iterator[tuple[Row[Any], set[int]]]:
             # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
             # that passed the estimate: cheaper than storing ~4 KB of shingles per document.
             for r in conn.execute(self._sql.candidate_texts, {"ids": ids}):
-                yield r.content_hash, _shingles(r.text)
+                yield r, _shingles(r.text)
 
         return best_story(
             fp,
@@ -972,7 +1303,12 @@ class Store:
         self, conn: Connection, row: dict[str, Any], story: str, similarity: float, keep_text: bool
     ) -> StoryOutcome:
         values = {name: row[name] for name in _COPY_FIELDS}
-        values.update(duplicate_of=story, similarity=similarity, text=row["text"] if keep_text else None)
+        values.update(
+            duplicate_of=story,
+            similarity=similarity,
+            text=row["text"] if keep_text else None,
+            key_length=row["key_length"],
+        )
         conn.execute(self._sql.record_copy, values)
         return StoryOutcome("copy", story, similarity)
 

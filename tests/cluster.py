@@ -197,7 +197,10 @@ def source_toml(source: Source) -> str:
     lines = []
     for key, value in source.model_dump(exclude_none=True, by_alias=True).items():
         if isinstance(value, dict):  # a table, e.g. [revisit]: TOML's inline-table syntax
-            inner = ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in value.items())
+            # keys quoted: a host_roles key ("127.0.0.1:8806") is no bare TOML key
+            inner = ", ".join(
+                f"{json.dumps(k)} = {json.dumps(v, ensure_ascii=False)}" for k, v in value.items()
+            )
             lines.append(f"{key} = {{ {inner} }}")
         else:
             lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")

@@ -25,6 +25,7 @@ from crawler.fetch import Exchange
 from crawler.samplesite import RunningSite, build_site, serve_site
 from crawler.samplesite.files import SampleFile
 from storage import open_store
+from tests.cluster import write_seeds
 from tests.crawling import crawl_options
 
 PAGE = "<html><head><title>标题</title></head><body><p>正文：科技部召开工作会议。</p></body></html>"
@@ -241,8 +242,11 @@ def test_reextract_into_the_crawled_store_changes_nothing(
 
 
 def test_reextract_into_an_empty_store_gives_the_same_documents(
-    archived: Archived, capsys: pytest.CaptureFixture[str]
+    archived: Archived, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The command's sources are the crawl's (served on other ports than the seed file's): the
+    # roles they declare for the portals rank a story's copies the same way (which is stored).
+    monkeypatch.setenv("CRAWLER_SEEDS_DIR", str(write_seeds(archived.tmp / "seeds", archived.site.source())))
     fresh = f"sqlite:///{archived.tmp / 'fresh.sqlite3'}"
     out = _run("reextract", "--db", fresh, "--archive", str(archived.directory), "--json", capsys=capsys)
     report = json.loads(out)

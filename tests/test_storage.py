@@ -564,7 +564,7 @@ def test_a_version_2_database_gets_the_recrawl_columns(store_url: str) -> None:
         old.create_all(conn)
         conn.execute(insert(schema_version).values(version=2, applied_at=datetime.now(UTC)))
         columns = [c.name for c in old.tables["documents"].columns if c.name != "id"]
-        row = {name: getattr(make_doc(1), name) for name in columns}
+        row = {name: getattr(make_doc(1), name, None) for name in columns}  # key_length: NULL
         conn.execute(insert(old.tables["documents"]).values(**row))
     with open_store(store_url) as store:
         (doc,) = store.iter_documents(latest_only=True)

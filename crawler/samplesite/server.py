@@ -538,6 +538,7 @@ class RunningSite:
         data = base.model_dump()
         data["start_urls"] = [move(u) for u in base.start_urls]
         data["allowed_hosts"] = [move(h) for h in base.allowed_hosts]
+        data["host_roles"] = {move(h): role for h, role in base.host_roles.items()}
         data.update(overrides)
         return Source.model_validate(data)
 

@@ -36,7 +36,10 @@ number, author);
 pages with the same article id are duplicates (exact for ``original``/``repost``/``orphan``, near
 for ``added-paragraph``/``cut-paragraph``). ``disallowed``, ``broken``, ``attachments`` and
 :meth:`SampleWeb.reachable_articles` complete it. :class:`~crawler.samplesite.server.RunningSite`
-gives the same as absolute URLs.
+gives the same as absolute URLs. Each portal has the role its source declares
+(:attr:`PortalSite.role`, :meth:`SampleWeb.role_of`): most, sckjt and zjkjt issue, the repost
+portal and ctex republish, the others do both; with it every story's original outranks each of
+its reposts (:func:`crawler.dedup.rank_key`), so a crawl must store the original as the document.
 """
 
 from __future__ import annotations
@@ -337,6 +340,11 @@ class PortalSite(Site):
     serial_base: ClassVar[int] = 1000
     takes_generated: ClassVar[bool] = True
     traditional: ClassVar[bool] = False
+    #: What the sample web's source declares of this portal (``host_roles`` in
+    #: seeds/sample-site.toml): "issuer" for a portal that publishes only its own stories,
+    #: "repost" for one whose business is republishing others' (the repost portal, the
+    #: exchange), None for one that publishes its own and also republishes some.
+    role: ClassVar[str | None] = None
     para_html: ClassVar[str] = "<p>{}</p>"
     sig_html: ClassVar[str] = '<p style="text-align: right;">{}</p>'
     home_label: ClassVar[str] = "首页"
@@ -754,6 +762,7 @@ class MinistrySite(PortalSite):
     """Ministry portal, TRS WCM style: ``/kjbgz/202403/t20240315_189123.html``."""
 
     slug = "most"
+    role = "issuer"
     title = "中华人民共和国科学技术部"
     columns_spec = (("kjbgz", "科技部工作动态"), ("tztg", "通知通告"))
     compress = True
@@ -782,6 +791,7 @@ class ProvinceSite(PortalSite):
     """Provincial department: GBK, meta gb2312, ``/kjt/gzdt/2016/11/18/3f2a9c01b7de.shtml``."""
 
     slug = "sckjt"
+    role = "issuer"
     title = "四川省科学技术厅"
     columns_spec = (("gzdt", "工作动态"), ("tzgg", "通知公告"))
     encoding = "gbk"
@@ -849,6 +859,7 @@ class ExchangeSite(PortalSite):
     """Technology exchange in the style of sample 004, ``<base href>`` and base-relative links."""
 
     slug = "ctex"
+    role = "repost"
     title = "中国技术交易所"
     columns_spec = (("zxdt/zcfg/dfkjzc", "地方科技政策"), ("zxdt/jydt", "交易动态"))
     link_style = "base"
@@ -906,6 +917,7 @@ class RepostSite(PortalSite):
     """Repost portal: Traditional with readings, a 投稿郵箱 line, links to the originals."""
 
     slug = "repost"
+    role = "repost"
     title = "川北在線"
     columns_spec = (
         ("news", "新聞"),
@@ -974,6 +986,7 @@ class DisclosureSite(PortalSite):
     page of the others keeps its URL and content."""
 
     slug = "zjkjt"
+    role = "issuer"
     title = "浙江省科学技术厅"
     columns_spec = (("zcwj", "政策文件"), ("tzgg", "通知公告"), ("gzdt", "工作动态"))
     server_name = "openresty"
@@ -1127,6 +1140,11 @@ class SampleWeb:
                 depth[link] = depth[key] + 1
                 queue.append(link)
         return depth
+
+    def role_of(self, site: str) -> str | None:
+        """The role the sample web's source declares for ``site`` (:attr:`PortalSite.role`)."""
+        portal = self.sites.get(site)
+        return portal.role if isinstance(portal, PortalSite) else None
 
     def files_of(self, key: PageKey) -> list[tuple[PageKey, SampleFile]]:
         """The attachment files an article page links with their ground truth, in 附件 order."""
