@@ -348,7 +348,8 @@ class CopyRank:
     ``converted``: a repost whose pinyin readings were stripped; ``damaged``: replacement runs
     were dropped from its text; ``lang``: ``zh-Hans``, ``zh-Hant``, ...; ``published_at``: the
     date the page gives (ISO 8601); ``length``: characters of its canonical key
-    (:attr:`Fingerprint.length`: its content, without punctuation or readings).
+    (:attr:`Fingerprint.length`: its content, without punctuation or readings); ``url``: its
+    page, the last tie-break.
     """
 
     role: str | None = None
@@ -357,6 +358,7 @@ class CopyRank:
     lang: str | None = None
     published_at: str | None = None
     length: int = 0
+    url: str = ""
 
 
 def _published_day(value: str | None) -> float:
@@ -373,7 +375,7 @@ def _published_day(value: str | None) -> float:
         return math.inf
 
 
-def rank_key(rank: CopyRank) -> tuple[int, int, float, int]:
+def rank_key(rank: CopyRank) -> tuple[int, int, float, int, str]:
     """The order of a story's copies, best first (smaller is better), criterion by criterion:
 
     1. the portal's role: an issuer's copy, then an undeclared portal's, then a repost portal's;
@@ -381,7 +383,10 @@ def rank_key(rank: CopyRank) -> tuple[int, int, float, int]:
        (``converted``, ``lang`` zh-Hant), then a damaged page (text was lost);
     3. the earliest published day (a copy without a date comes last);
     4. completeness: the longer canonical key. Every copy of a story is near-identical to it
-       (the index confirmed it), so the longer one is the one that lost nothing.
+       (the index confirmed it), so the longer one is the one that lost nothing;
+    5. the page's URL, the smaller first: copies equal in all of the above (the same text on two
+       issuing portals) still have one order, so the document never depends on which arrived
+       first (a crawl stopped and resumed ends with the document an uninterrupted one has).
     """
     role = _ROLE_ORDER.get(rank.role or "", 1)
     if rank.damaged:
@@ -390,19 +395,19 @@ def rank_key(rank: CopyRank) -> tuple[int, int, float, int]:
         clean = 1
     else:
         clean = 0
-    return role, clean, _published_day(rank.published_at), -rank.length
+    return role, clean, _published_day(rank.published_at), -rank.length, rank.url
 
 
 def outranks(candidate: CopyRank, incumbent: CopyRank) -> bool:
     """Whether ``candidate`` should replace ``incumbent`` as its story's document: only when it
-    is strictly better. On a tie the incumbent stays: a re-crawl or a copy equal in every
-    criterion never moves a story's document (nor re-points its copies)."""
+    is strictly better. A re-crawl of the document's own page ties and never moves it (nor
+    re-points its copies)."""
     return rank_key(candidate) < rank_key(incumbent)
 
 
 def best_copy(copies: Iterable[tuple[K, CopyRank]]) -> K | None:
-    """The key of the best of ``copies`` (the first of equals, as :func:`outranks` keeps the
-    incumbent), or None for none: the document a story ends with, whatever the arrival order."""
+    """The key of the best of ``copies`` (the first of equals: copies of one page), or None for
+    none: the document a story ends with, whatever the arrival order."""
     best: tuple[K, CopyRank] | None = None
     for key, rank in copies:
         if best is None or outranks(rank, best[1]):

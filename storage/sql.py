@@ -543,6 +543,7 @@ def _rank_of(row: dict[str, Any]) -> CopyRank:
         lang=row["lang"],
         published_at=row["published_at"],
         length=int(row["key_length"] or 0),
+        url=row["url"],
     )
 
 
@@ -1201,6 +1202,7 @@ class Store:
             lang=head.lang,
             published_at=head.published_at,
             length=int(length),
+            url=head.url,
         )
 
     def _promote(

@@ -201,9 +201,9 @@ def test_store_keeps_one_document_per_story_and_records_copies(store: Store) -> 
 
 def test_pages_url_states_are_recorded_with_their_stories(store: Store) -> None:
     article = get_article(S004)
-    pages = [
-        _doc("https://sckjt/a", article.text),
-        _doc("https://repost/b", to_traditional(article.text, key=S004)),
+    pages = [  # an issuing portal's original and the repost portal's copy (the copy ranks below)
+        _doc("https://sckjt/a", article.text, "sckjt"),
+        _doc("https://repost/b", to_traditional(article.text, key=S004), "repost"),
     ]
     states = [UrlState(doc.url, "s", UrlStatus.FETCHED, 1, content_hash=doc.content_hash) for doc, _ in pages]
     with pytest.raises(ValueError):

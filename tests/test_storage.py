@@ -608,7 +608,7 @@ def test_a_version_3_database_gets_the_document_number_columns(store_url: str) -
         numbered = make_doc(2, text=text_2, document_number="国科发〔2024〕12号")
         fp = Fingerprint.of(numbered.text)
         numbered = replace(numbered, content_hash=fp.content_hash)
-        copy = replace(numbered, url="https://www.gov.cn/repost/2.htm")
+        copy = replace(numbered, url="https://www.gov.cn/repost/2.htm", source_role="repost")
         outcomes = store.add_stories([(numbered, fp), (copy, fp)])
         assert [o.status for o in outcomes] == ["stored", "copy"]
         got = store.get_document(numbered.content_hash)

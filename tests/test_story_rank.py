@@ -69,7 +69,9 @@ def test_each_criterion_decides_only_when_the_earlier_ones_tie() -> None:
     assert outranks(base, replace(base, published_at="not a date", length=5000))
     # 4. completeness: the longer canonical key
     assert outranks(replace(base, length=801), base) and not outranks(base, replace(base, length=801))
-    # a tie keeps the incumbent
+    # 5. the page's URL: equal copies on two pages still have one order (arrival never decides)
+    assert outranks(replace(base, url="https://a.cn/1"), replace(base, url="https://b.cn/1"))
+    # the same page (a re-crawl) ties and keeps the incumbent
     assert not outranks(base, replace(base)) and rank_key(base) == rank_key(replace(base))
 
 
@@ -417,7 +419,8 @@ def test_a_version_6_database_is_upgraded_and_ranks_its_old_rows(store_url: str)
     with open_store(store_url) as store:
         (kept,) = store.iter_documents()
         assert (kept.url, kept.source_role, kept.converted, kept.damaged) == (old.url, None, False, False)
-        # An exact copy from an undeclared portal ties (old length measured from the text): a copy.
+        # An exact copy from an undeclared portal ranks below it only by its URL (old length
+        # measured from the text): a copy.
         (tie,) = store.add_stories([(replace(old, url="https://other/1"), old_fp)])
         assert tie.status == "copy"
         (outcome,) = store.add_stories([v["original"]])
