@@ -240,8 +240,8 @@ def audit(
     )
     # The comparisons with the fault-free crawl, beyond the counts.
     figures.mismatches = {
-        # Which copy of a story is stored as its document (fetched) and which as a copy
-        # (duplicate) depends on arrival order; the story grouping is compared below.
+        # Every URL's outcome, which copy of a story is its document (fetched) and which are
+        # copies (duplicate) included; the story grouping is compared below.
         "status": sorted(
             f"{site.url(*k)}: {s.status.value} (fault-free: {baseline.states[k].value})"
             for k, s in by_key.items()
@@ -254,10 +254,11 @@ def audit(
 
 
 def _outcome(status: UrlStatus) -> UrlStatus:
-    """A URL's outcome as compared with the fault-free crawl: a copy (``duplicate``) and a page
-    read again and unchanged (``not_modified``: a resumed run visits its start URLs again,
-    conditionally) hold the same page as ``fetched``."""
-    return UrlStatus.FETCHED if status in (UrlStatus.DUPLICATE, UrlStatus.NOT_MODIFIED) else status
+    """A URL's outcome as compared with the fault-free crawl: a page read again and unchanged
+    (``not_modified``: a resumed run visits its start URLs again, conditionally) holds the same
+    page as ``fetched``. (Which copy of a story is its document, ``fetched``, and which are
+    ``duplicate`` does not depend on arrival order: those compare as they are.)"""
+    return UrlStatus.FETCHED if status is UrlStatus.NOT_MODIFIED else status
 
 
 def check(figures: Figures, tmp_path: Path) -> None:
