@@ -217,6 +217,7 @@ def bench_source(info: dict[str, Any]) -> dict[str, Any]:
         name="bench web",
         start_urls=[move(u) for u in base.start_urls],
         allowed_hosts=[move(h) for h in base.allowed_hosts],
+        host_roles={move(h): role for h, role in base.host_roles.items()},
         max_depth=max(base.max_depth, int(info["required_depth"])),
         per_host_delay=0.0,
         per_host_concurrency=PER_HOST_CONCURRENCY,
@@ -226,9 +227,17 @@ def bench_source(info: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _toml(value: Any) -> str:
+    """A TOML value: JSON's strings, numbers, booleans and arrays are TOML's; a table is written
+    inline with quoted keys (``{"127.0.0.1:8801" = "issuer"}``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def write_seeds(directory: Path, source: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    lines = [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in source.items()]
+    lines = [f"{key} = {_toml(value)}" for key, value in source.items()]
     (directory / f"{source['id']}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (directory / "source.json").write_text(json.dumps(source, ensure_ascii=False), encoding="utf-8")
     return directory
