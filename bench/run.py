@@ -50,7 +50,7 @@ RUNS = ("limit", "pipeline", "embedded", "archive", "distributed", "scrapy")
 #: build_site gives ~47 + 22 * (scale - 1) article pages.
 BASE_ARTICLES, ARTICLES_PER_SCALE = 47, 22
 SOURCE_ID = "bench-site"
-REDIS_DB = 11  # the test suite owns 12-15
+REDIS_DB = 6  # the test suite owns 7-15
 PER_HOST_CONCURRENCY = 8
 #: Other processes' CPU (cores, median over rounds) above which a run is flagged as noisy.
 QUIET_CORES = 0.2

@@ -29,7 +29,7 @@ from tests.fixtures_net import SocketGuard
 ROOT = Path(__file__).resolve().parents[1]
 CRAWLER = ROOT / ".venv" / "bin" / "crawler"
 #: Reserved for this module's tests: never flushed as a whole, only our own keys are touched.
-REDIS_DB11 = "redis://127.0.0.1:6379/11"
+REDIS_DB7 = "redis://127.0.0.1:6379/7"
 
 
 @pytest.fixture(autouse=True)
@@ -233,19 +233,19 @@ def test_a_start_url_outside_allowed_hosts_is_a_source_error(tmp_path: Path) -> 
 
 def test_wait_prints_progress_until_the_queue_drains() -> None:
     redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(REDIS_DB11)
+    client = redis.Redis.from_url(REDIS_DB7)
     try:
         client.ping()
     except redis.ConnectionError:
         pytest.fail("Redis is not running on 127.0.0.1:6379 (make services)", pytrace=False)
     key = "crawl"  # the crawl queue's list in kombu's layout (workers.routing.queue_keys)
-    assert client.llen(key) == 0 and client.hlen("unacked") == 0, "database 11 is not empty"
+    assert client.llen(key) == 0 and client.hlen("unacked") == 0, "database 7 is not empty"
     client.rpush(key, b"{}")
     process = subprocess.Popen(
         [str(CRAWLER), "wait", "--interval", "0.2", "--progress", "0.5", "--timeout", "60"],
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(CRAWLER_REDIS_URL=REDIS_DB11),
+        env=_env(CRAWLER_REDIS_URL=REDIS_DB7),
     )
     try:
         assert process.stderr is not None
