@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     max_links_per_page: int = Field(
         5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
     )
+    extraction_plans: bool = Field(
+        True,
+        description=(
+            "Learn per-template extraction plans and let them skip trafilatura on later pages "
+            "of the template (checked against trafilatura; see crawler/plans.py)."
+        ),
+    )
+    plan_reload_seconds: float = Field(
+        30.0, gt=0, description="A worker reads a site's stored plans again after this many seconds."
+    )
 
     # Raw archive (crawler/archive.py): WARC files of every fetched page and attachment
     archive_enabled: bool = Field(True, description="Keep the raw archive (see archive_dir).")
@@ -330,6 +340,7 @@ class Settings(BaseSettings):
             retry=self.retry_policy(),
             max_links=self.max_links_per_page,
             archive=self.archive_writer(),
+            extraction_plans=self.extraction_plans,
             max_pages=max_pages,
             max_depth=max_depth,
             revisit_all=revisit_all,

@@ -46,7 +46,7 @@ from bench.measure import TreeSampler, cpu_seconds, read_rss, system_busy, syste
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-RUNS = ("limit", "pipeline", "embedded", "archive", "distributed", "scrapy")
+RUNS = ("limit", "pipeline", "embedded", "noplans", "archive", "distributed", "scrapy")
 #: build_site gives ~47 + 22 * (scale - 1) article pages.
 BASE_ARTICLES, ARTICLES_PER_SCALE = 47, 22
 SOURCE_ID = "bench-site"
@@ -380,10 +380,17 @@ class Bench:
         return self.measure(RunResult("limit" if mode == "trafilatura" else "pipeline", round_), body)
 
     def run_embedded(
-        self, round_: int, *, label: str = "embedded", profile: Path | None = None, archive: bool = False
+        self,
+        round_: int,
+        *,
+        label: str = "embedded",
+        profile: Path | None = None,
+        archive: bool = False,
+        plans: bool = True,
     ) -> RunResult:
         """``crawler crawl`` into a fresh SQLite store; ``archive``: with the raw archive (WARC)
-        on, its bytes counted (the other embedded runs measure the crawl without it)."""
+        on, its bytes counted (the other embedded runs measure the crawl without it); ``plans``
+        off: every page through trafilatura (the extraction plans' baseline)."""
         db = self.workdir / f"{label}-r{round_}.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
@@ -413,6 +420,7 @@ class Bench:
             CRAWLER_EXTRACT_WORKERS=str(self.args.workers),
             CRAWLER_ARCHIVE_ENABLED="true" if archive else "false",
             CRAWLER_ARCHIVE_DIR=str(warc),
+            CRAWLER_EXTRACTION_PLANS="true" if plans else "false",
         )
 
         def body(sampler: TreeSampler, result: RunResult) -> float:
@@ -424,6 +432,8 @@ class Bench:
             if archive:
                 result.extra["archive_bytes"] = sum(p.stat().st_size for p in warc.glob("*.warc.gz"))
             result.extra["plans"] = plan_counts(f"sqlite:///{db}")
+            assert self.server is not None
+            result.extra["quality"] = document_quality(f"sqlite:///{db}", self.server)
             return elapsed
 
         return self.measure(RunResult(label, round_), body)
@@ -474,6 +484,8 @@ class Bench:
                 elapsed = time.monotonic() - started
                 result.documents = cluster.documents()
                 result.extra["plans"] = plan_counts(cluster.database)
+                assert self.server is not None
+                result.extra["quality"] = document_quality(cluster.database, self.server)
                 return elapsed
 
             result.extra["services_pids"] = cluster.service_pids()
@@ -528,11 +540,47 @@ class Bench:
             return self.run_limit(round_, "pipeline")
         if name == "embedded":
             return self.run_embedded(round_)
+        if name == "noplans":
+            return self.run_embedded(round_, label="noplans", plans=False)
         if name == "archive":
             return self.run_embedded(round_, label="archive", archive=True)
         if name == "scrapy":
             return self.run_scrapy(round_)
         return self.run_distributed(round_)
+
+
+def document_quality(database_url: str, server: BenchServer) -> dict[str, float]:
+    """The stored documents against the bench web's ground truth, scored as ``make eval``
+    scores the corpus: mean character F1, and the share of documents with a leaked
+    boilerplate marker."""
+    from urllib.parse import urlsplit
+
+    from crawler.evaluate import score_case
+    from crawler.samplesite import build_site
+    from storage import open_store
+
+    web = build_site(int(server.info["scale"]), crawl_delay=0.0)
+    site_of = {netloc: site for site, netloc in server.info["netlocs"].items()}
+    f1s: list[float] = []
+    leaks = unmatched = 0
+    with open_store(database_url) as store:
+        for doc in store.iter_documents():
+            parts = urlsplit(doc.url)
+            key = (site_of.get(parts.netloc, ""), parts.path + (f"?{parts.query}" if parts.query else ""))
+            page = web.articles.get(key)
+            if page is None:
+                unmatched += 1
+                continue
+            expected = page.display(page.text, readings=False) if page.traditional else page.text
+            score = score_case(doc.url, "bench", doc.text, expected)
+            f1s.append(score.f1)
+            leaks += bool(score.leaks)
+    return {
+        "documents": len(f1s),
+        "unmatched": unmatched,
+        "char_f1": statistics.fmean(f1s) if f1s else 0.0,
+        "leak_share": leaks / len(f1s) if f1s else 0.0,
+    }
 
 
 def plan_counts(database_url: str) -> dict[str, int]:
@@ -614,6 +662,11 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
             shares = [r.extra["plans"]["served"] / r.articles for r in planned if r.articles]
             out[name]["fast_path_share"] = statistics.median(shares) if shares else None
             out[name]["plan_mismatches"] = max(r.extra["plans"]["mismatches"] for r in planned)
+        scored = [r.extra["quality"] for r in ok if "quality" in r.extra]
+        if scored:
+            out[name]["char_f1"] = statistics.median(q["char_f1"] for q in scored)
+            out[name]["leak_share"] = statistics.median(q["leak_share"] for q in scored)
+            out[name]["scored_documents"] = statistics.median(q["documents"] for q in scored)
         archived = [r.extra["archive_bytes"] / r.pages for r in ok if r.pages and "archive_bytes" in r.extra]
         if archived:
             out[name]["archive_bytes_per_page"] = statistics.median(archived)
@@ -723,6 +776,13 @@ def print_report(
             console.print(
                 f"{name}: extraction plans served {s['fast_path_share']:.1%} of the article pages "
                 f"without trafilatura; {s['plan_mismatches']} mismatch(es) caught by checks"
+            )
+    for name in ("embedded", "noplans", "distributed"):
+        s = summary.get(name, {})
+        if s.get("ok") and s.get("char_f1") is not None:
+            console.print(
+                f"{name}: stored documents vs the ground truth: char F1 {s['char_f1']:.4f}, "
+                f"leaks in {s['leak_share']:.1%} of {s['scored_documents']:.0f} documents"
             )
     archive, embedded = summary.get("archive", {}), summary.get("embedded", {})
     if archive.get("ok") and embedded.get("ok"):

@@ -245,6 +245,7 @@ async def serve(args: argparse.Namespace) -> None:
             pickle.dump(texts, handle, protocol=pickle.HIGHEST_PROTOCOL)
     ready = {
         "pid": os.getpid(),
+        "scale": args.scale,
         "control": control.sockets[0].getsockname()[1],
         "netlocs": netlocs,
         "standard_sites": list(web.standard_sites),

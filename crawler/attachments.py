@@ -105,7 +105,7 @@ _BLOCK_DEPTH = 4
 
 
 @dataclass(slots=True)
-class _Candidate:
+class AttachmentCandidate:
     link: AttachmentLink
     in_block: bool  # inside an 附件 block (label or class), whether or not the text keeps it
 
@@ -189,14 +189,14 @@ def attachment_candidates(
     *,
     base: str | None = None,
     max_url_length: int = DEFAULT_MAX_URL_LENGTH,
-) -> list[_Candidate]:
+) -> list[AttachmentCandidate]:
     """Every link under ``root`` to a document file, in page order, once per URL (see the
     module doc for what counts); :func:`select_attachments` keeps the article's own. ``base``:
     what relative links resolve against (default: :func:`base_url` of ``root``)."""
     if not page_url:
         return []
     base = base or base_url(root, page_url)
-    found: dict[str, _Candidate] = {}
+    found: dict[str, AttachmentCandidate] = {}
     anchors = [(a, a.get("href")) for a in root.iter("a")]
     # Most pages link no file: one look at all hrefs at once says so.
     if not _maybe_file("\n".join(h for _, h in anchors if h)):
@@ -222,13 +222,13 @@ def attachment_candidates(
         if kind is None and not in_block:
             continue  # a download script's link outside an 附件 block: a "download centre"
         if url not in found:
-            found[url] = _Candidate(AttachmentLink(url, title, kind), in_block)
+            found[url] = AttachmentCandidate(AttachmentLink(url, title, kind), in_block)
         elif in_block:
             found[url].in_block = True
     return list(found.values())
 
 
-def select_attachments(candidates: Iterable[_Candidate], text: str) -> list[AttachmentLink]:
+def select_attachments(candidates: Iterable[AttachmentCandidate], text: str) -> list[AttachmentLink]:
     """The candidates that belong to the article: in an 附件 block, or linked from the body
     (their link text is in the extracted text)."""
     squashed = _squash(text)

@@ -50,7 +50,7 @@ from crawler.dedup import Fingerprint
 from crawler.document import Attachment, AttachmentLink, Document, utcnow
 from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionError, ExtractionTimeout, InternalError
 from crawler.fetch import FetchLimits, FetchResult, make_client
-from crawler.links import Scope
+from crawler.links import PageKind, Scope
 from crawler.pipeline import (
     AttachmentJob,
     AttachmentOutcome,
@@ -59,6 +59,7 @@ from crawler.pipeline import (
     process_attachment,
     process_page,
 )
+from crawler.plans import PlanBook, host_of, write_plans
 from crawler.politeness import HostThrottle
 from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.recrawl import is_due, plan_run
@@ -89,6 +90,8 @@ _WRITE_BATCH = 500
 _MAX_WAITING_DOCUMENTS = 128
 _WRITE_BATCH_DOCUMENTS = _MAX_WAITING_DOCUMENTS // 2  # one batch is stored while the next fills
 _EXTRACT_GRACE = 10.0
+#: Plan reports after which the plans' counts are written (learned and retired plans: at once).
+_PLAN_WRITE_EVERY = 200
 #: Seconds the pages in flight get to finish after a stop before they are handed back.
 STOP_GRACE = 5.0
 
@@ -123,6 +126,17 @@ class DocumentStore(Protocol):
 
     def pending_attachments(self, source: str) -> list[tuple[str, str | None]]: ...
 
+    # and crawler.plans.PlanStore, when extraction plans are on
+    def load_plans(self, source: str, host: str) -> list[dict[str, Any]]: ...
+
+    def save_plan(self, source: str, host: str, plan: dict[str, Any]) -> None: ...
+
+    def retire_plan(self, source: str, host: str, template: str, version: int, why: str) -> None: ...
+
+    def add_plan_counts(
+        self, source: str, host: str, template: str, version: int, counts: dict[str, int]
+    ) -> None: ...
+
 
 @dataclass(slots=True)
 class CrawlOptions:
@@ -141,6 +155,8 @@ class CrawlOptions:
     max_links: int
     #: The raw archive (WARC), or None when it is switched off.
     archive: ArchiveWriter | None
+    #: Learn and use per-template extraction plans (crawler.plans).
+    extraction_plans: bool = True
     max_pages: int | None = None
     max_depth: int | None = None
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
@@ -246,7 +262,8 @@ class _Item:
 # What the writer is given, as (kind, URL state or None, value): "queued" a URL to record (value:
 # the frontier item its record gates), "state" a URL's state, "page" a page's state and outcome,
 # "release" a frontier item to let go once the batch is written (an attachment download, whose
-# link the page's batch records), "attachment" a downloaded file, "attachment_failed" (url, why).
+# link the page's batch records), "attachment" a downloaded file, "attachment_failed" (url, why),
+# "plans" the extraction plans' writes (crawler.plans.PlanBook.take_writes).
 _Write = tuple[str, UrlState | None, Any]
 
 
@@ -308,6 +325,9 @@ class EmbeddedCrawl:
         self._starts: set[str] = set()
         self._attachments_seen: set[str] = set()
         self._archive = _ThreadedArchive(options.archive) if options.archive is not None else None
+        #: The extraction plans of the crawl's sites, learned from its pages (one book: this
+        #: process owns the crawl; the extraction processes get each page's site's plans).
+        self._plans = PlanBook() if options.extraction_plans else None
         self._stopping = False
         self._stopped = asyncio.Event()
         #: The signal that stopped the crawl, if one did (set by the command line's handler).
@@ -421,8 +441,22 @@ class EmbeddedCrawl:
         return True
 
     async def process(self, job: PageJob) -> PageOutcome:
+        book = self._plans
+        site = (job.source or "", host_of(job.final_url))
+        if book is not None and job.kind is not PageKind.LIST:
+            if book.wants_load(*site):
+                loop = asyncio.get_running_loop()
+                stored = await loop.run_in_executor(self._write_thread, self.store.load_plans, *site)
+                book.install(*site, stored)
+            job.plans = book.orders(*site)
         found = await self._in_pool(process_page, job, job.final_url)
-        return PageOutcome.failed(found) if isinstance(found, ExtractionError) else found
+        outcome = PageOutcome.failed(found) if isinstance(found, ExtractionError) else found
+        if book is not None and outcome.plan_report is not None:
+            book.record(*site, outcome.plan_report)
+            outcome.plan_report = None
+            if book.urgent or book.pending >= _PLAN_WRITE_EVERY:
+                self._writes.put_nowait(("plans", None, book.take_writes()))
+        return outcome
 
     async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
         found = await self._in_pool(process_attachment, job, job.url)
@@ -514,6 +548,8 @@ class EmbeddedCrawl:
         finally:
             # Whatever was recorded is written out, whatever ended the run (a store that fails
             # raises its error here).
+            if self._plans is not None:
+                self._writes.put_nowait(("plans", None, self._plans.take_writes()))
             self._writes.put_nowait(None)
             try:
                 await writer
@@ -733,6 +769,8 @@ class EmbeddedCrawl:
         for kind, _, value in batch:
             if kind == "attachment":
                 self.store.add_attachment(value)
+            elif kind == "plans":
+                write_plans(self.store, value)
             elif kind == "attachment_failed":
                 url, reason = value
                 self.store.resolve_attachment(url, error_reason=reason)

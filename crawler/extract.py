@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from configparser import ConfigParser
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
 
 from crawler import boilerplate
-from crawler.attachments import AttachmentLink, attachment_candidates, base_url, select_attachments
+from crawler.attachments import (
+    AttachmentCandidate,
+    AttachmentLink,
+    attachment_candidates,
+    base_url,
+    select_attachments,
+)
 from crawler.boilerplate import Line
 from crawler.decode import decode_html
 from crawler.errors import EmptyExtraction, GarbledText
@@ -101,12 +108,28 @@ def extract_bytes(
     return extract(decode_html(body, http_charset, hint).text, url)
 
 
-def extract(html: str, url: str | None = None) -> Extraction:
-    """Extract the article of an already-decoded page.
+#: Where the lines of a page's article come from: trafilatura (the default), or an extraction
+#: plan's container (:mod:`crawler.plans`), given the page's narrowed region.
+LinesOf = Callable[[HtmlElement], list[Line]]
 
-    Raises :class:`EmptyExtraction` when no body text is found and :class:`GarbledText` when
-    the text still looks like mojibake (it must not be stored as if it were an article).
-    """
+
+@dataclass(slots=True)
+class Page:
+    """A parsed page narrowed to its article region, with the metadata read before narrowing."""
+
+    url: str | None
+    head: Head
+    page_meta: dict[str, str]
+    discussion: bool
+    region: HtmlElement
+    #: Document files the region links, found before the 附件 lines lose their links.
+    candidates: list[AttachmentCandidate]
+    min_size: int
+
+
+def read_page(html: str, url: str | None = None) -> Page:
+    """Parse a decoded page, read its head and metadata, and narrow it to its article region:
+    everything :func:`extract` does before it asks for the article's lines."""
     tree = parse_html(html)
     if tree is None:
         raise EmptyExtraction("the page has no HTML content")
@@ -122,10 +145,30 @@ def extract(html: str, url: str | None = None) -> Extraction:
     candidates = attachment_candidates(region, url, base=base)
     _keep_attachment_lines(region)
     min_size = MIN_EXTRACTED_SIZE if region is tree else ARTICLE_MIN_EXTRACTED_SIZE
-    lines = _main_lines(region, url, discussion, min_size)
+    return Page(url, head, page_meta, discussion, region, candidates, min_size)
+
+
+def extract(html: str, url: str | None = None, lines_of: LinesOf | None = None) -> Extraction:
+    """Extract the article of an already-decoded page.
+
+    The article's lines come from trafilatura, or from ``lines_of`` (an extraction plan's
+    container); the same rules then make the text and metadata either way.
+    Raises :class:`EmptyExtraction` when no body text is found and :class:`GarbledText` when
+    the text still looks like mojibake (it must not be stored as if it were an article).
+    """
+    page = read_page(html, url)
+    if lines_of is None:
+        lines = _main_lines(page.region, url, page.discussion, page.min_size)
+    else:
+        lines = lines_of(page.region)
+    return finish(page, lines)
+
+
+def finish(page: Page, lines: list[Line]) -> Extraction:
+    """The text and metadata of ``page`` from the lines of its article."""
     if not lines:
         raise EmptyExtraction("no main text found")
-
+    head = page.head
     # A converted repost (readings after many characters) loses them everywhere; a page that
     # glosses one rare character keeps it (see normalize.has_converted_readings).
     title, titles = head.title, head.titles
@@ -150,7 +193,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
         lost += lost_in_title
         title = _squash(title) or None
 
-    meta = {**page_meta, **cleaned.meta}  # a line inside the text is the more specific
+    meta = {**page.page_meta, **cleaned.meta}  # a line inside the text is the more specific
     source = head.source
     if converted:
         meta = {key: strip_pinyin_readings(value) for key, value in meta.items()}
@@ -167,7 +210,7 @@ def extract(html: str, url: str | None = None) -> Extraction:
         document_number=document_number(meta.get("number")) or _number_line(cleaned.lines),
         damaged=lost > 0,
         converted=converted,
-        attachments=select_attachments(candidates, text) if candidates else [],
+        attachments=select_attachments(page.candidates, text) if page.candidates else [],
     )
 
 

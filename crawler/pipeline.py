@@ -35,6 +35,7 @@ from crawler.errors import (
 )
 from crawler.extract import Extraction, extract
 from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE, PageKind, extract_links_capped
+from crawler.plans import PlanOrders, PlanReport, extract_planned
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class PageJob:
     keep_shingles: bool = True
     #: Links kept from the page, in page order (``CRAWLER_MAX_LINKS_PER_PAGE``; None: all).
     max_links: int | None = DEFAULT_MAX_LINKS_PER_PAGE
+    #: The extraction plans of the page's site (:mod:`crawler.plans`); None: trafilatura only.
+    plans: PlanOrders | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +90,8 @@ class PageOutcome:
     converted: bool = False
     #: The document files the article links (its body or its 附件 block), in page order.
     attachments: list[AttachmentLink] = field(default_factory=list)
+    #: What the site's extraction plans did with the page (for the crawl's :class:`crawler.plans.PlanBook`).
+    plan_report: PlanReport | None = None
 
     @classmethod
     def failed(cls, error: ExtractionError) -> PageOutcome:
@@ -162,7 +167,12 @@ def _process_page(job: PageJob) -> PageOutcome:
     if job.kind is PageKind.LIST:
         return outcome
     try:
-        extraction = extract(decoded.text, job.final_url)
+        if job.plans is None:
+            extraction = extract(decoded.text, job.final_url)
+        else:
+            extraction = extract_planned(
+                decoded.text, job.final_url, job.plans, lambda report: setattr(outcome, "plan_report", report)
+            )
     except EmptyExtraction as exc:
         if job.kind is PageKind.ARTICLE:
             outcome.fail(exc)

@@ -43,6 +43,10 @@ def test_bench_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
     stories = {web.articles[key].article_id for key in web.reachable_articles()}
     assert embedded["documents"] >= 0.8 * len(stories)
     assert embedded["pages_per_s"] > 0 and embedded["cpu_per_page"] > 0
+    # the stored documents are scored against the ground truth, and the plans' share is read
+    assert embedded["scored_documents"] == embedded["documents"]
+    assert embedded["char_f1"] > 0.95 and embedded["leak_share"] == 0
+    assert 0 <= embedded["fast_path_share"] <= 1 and embedded["plan_mismatches"] >= 0
     assert 0 < embedded["peak_mb"] < 1000
     assert {"crawl main", "pool worker"} <= set(embedded["peak_mb_by_role"])
     assert {t["target"] for t in report["targets"]} >= {"embedded >= 0.6x two-core extraction limit"}

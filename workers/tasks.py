@@ -60,7 +60,7 @@ from crawler.errors import (
     WorkerLost,
 )
 from crawler.fetch import FetchResult, make_client
-from crawler.links import Scope
+from crawler.links import PageKind, Scope
 from crawler.pipeline import (
     AttachmentJob,
     AttachmentOutcome,
@@ -69,6 +69,7 @@ from crawler.pipeline import (
     process_attachment,
     process_page,
 )
+from crawler.plans import PlanBook, host_of, write_plans
 from crawler.records import failure_record
 from crawler.recrawl import is_due, plan_run
 from crawler.robots import RobotsCache
@@ -177,6 +178,26 @@ class Runtime:
         self._robots: RobotsCache | None = None
         self._sources: Sources | None = None
         self._archive: ProcessArchive | None = None
+        #: This process's extraction plans (None: switched off); shared with the other workers
+        #: through the store: written every PLAN_WRITE_SECONDS (learned or retired plans at
+        #: once), read again every ``plan_reload_seconds``.
+        reload_after = self.settings.plan_reload_seconds
+        self.plans = PlanBook(reload_after=reload_after) if self.settings.extraction_plans else None
+        self._plans_written = time.monotonic()
+
+    def write_plans(self, *, now: bool = False) -> None:
+        """Write the plans' news to the store when due (or ``now``). A store that fails loses
+        only counts and a plan, which is learned again: never the page's task."""
+        book = self.plans
+        if book is None or not (book.pending or book.urgent):
+            return
+        if not (now or book.urgent or time.monotonic() - self._plans_written >= PLAN_WRITE_SECONDS):
+            return
+        self._plans_written = time.monotonic()
+        try:
+            write_plans(self.store, book.take_writes())
+        except StorageError as exc:
+            log.warning("writing extraction plans failed: %s", exc)
 
     @staticmethod
     def now() -> datetime:
@@ -248,6 +269,8 @@ class Runtime:
 
     def close(self) -> None:
         """Release everything (worker process shutdown). Idempotent."""
+        if self._store is not None:
+            self.write_plans(now=True)
         if self._client is not None and self._loop is not None and not self._loop.is_closed():
             try:
                 self._loop.run_until_complete(self._client.aclose())
@@ -263,6 +286,9 @@ class Runtime:
             self._state.client.close()
         self._loop = self._client = self._store = self._state = self._robots = self._archive = None
 
+
+#: Seconds between a worker's writes of its plans' counts.
+PLAN_WRITE_SECONDS = 10.0
 
 _runtime: Runtime | None = None
 
@@ -476,7 +502,18 @@ class ClusterPorts:
     # Pages
 
     async def process(self, job: PageJob) -> PageOutcome:
-        return process_page(job)
+        rt, book = self.rt, self.rt.plans
+        site = (job.source or "", host_of(job.final_url))
+        if book is not None and job.kind is not PageKind.LIST:
+            if book.wants_load(*site):
+                book.install(*site, rt.store.load_plans(*site))
+            job.plans = book.orders(*site)
+        outcome = process_page(job)
+        if book is not None and outcome.plan_report is not None:
+            book.record(*site, outcome.plan_report)
+            outcome.plan_report = None
+            rt.write_plans()
+        return outcome
 
     async def process_attachment(self, job: AttachmentJob) -> AttachmentOutcome:
         return process_attachment(job)

@@ -1,0 +1,745 @@
+"""Extraction plans: per-template shortcuts around trafilatura, learned from it and checked by it.
+
+Government and science portals are made by content-management systems: every article of one
+template keeps its body in the same container (``#zoom``, ``.TRS_Editor``, ``.pages_content``),
+with the same chrome around it, and trafilatura rediscovers that container on every page. A
+plan remembers it::
+
+    page ──► template_of(url) ──► active plan? ──no──► trafilatura ──► learn(): a candidate
+                                       │                                (container, drops)
+                                      yes                               agreeing with it
+                                       ▼
+                      the container's lines ──► same boilerplate, normalize and metadata rules
+                                       │
+              sampled, new layout elements, length far off ──► trafilatura too: agree()?
+                                                                no ─► mismatch: retire the plan
+
+- **Template**: the site (source and host, kept by the caller) and the shape of the URL's last
+  path segment and depth (``2/0_0.html``): free to compute before the page is even parsed.
+- **Learning**: after trafilatura has extracted a page of a template without a plan,
+  :func:`learn` looks for a container (an element named by its id or class, unique in the page)
+  whose lines give the same document: text char F1 >= :data:`MIN_TEXT_F1` and every metadata
+  field equal. :class:`PlanBook` makes a plan once :data:`LEARN_PAGES` pages of the template
+  agree on the same container and drops; a template whose pages keep disagreeing (forums,
+  one-off pages) is left to trafilatura.
+- **Checking**: a fast-path page also goes through trafilatura when its URL falls in the 1 in
+  :data:`VERIFY_EVERY` sample, when its container holds elements never seen while learning
+  (a changed template), or when its text length is far outside the plan's range. A page whose
+  container is missing goes through trafilatura alone (a miss). A disagreement retires the plan
+  and the template learns again; the page itself gets trafilatura's document.
+
+The worker side (:func:`extract_planned`) is a pure function of the page and the plans it is
+given (:class:`PlanOrders`); it reports what happened (:class:`PlanReport`). The book lives in
+the process that owns the crawl (the embedded crawl's main process, each Celery worker process)
+and keeps the plans in the store (``PlanStore``) so that every worker shares them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from lxml.html import HtmlElement
+
+from crawler.boilerplate import Line
+from crawler.errors import ExtractionError, ExtractionTimeout
+from crawler.extract import Extraction, extract, finish, read_page
+from crawler.normalize import strip_pinyin_readings
+
+log = logging.getLogger(__name__)
+
+#: The version of the stored plan's format (inside its JSON).
+PLAN_FORMAT = 1
+#: Pages of a template that must agree on one container before it gets a plan.
+LEARN_PAGES = 3
+#: Learning reports for a template without agreement after which it is left to trafilatura.
+MAX_LEARN_TRIES = 12
+#: One fast-path page in this many (by a hash of its URL) is also checked with trafilatura.
+VERIFY_EVERY = 50
+#: A fast-path text must match trafilatura's this well (character F1) ...
+MIN_TEXT_F1 = 0.99
+#: ... and a page whose text length is this many times outside the plan's range is checked.
+LENGTH_SLACK = 3.0
+#: Misses in a row (container gone) after which a plan is retired and the template learns again.
+MAX_MISSES_IN_ROW = 5
+#: Container candidates tried per learning page (smallest first).
+MAX_CONTAINER_TRIES = 4
+
+Selector = tuple[str, str, str]  # (tag, "id" or "class", value)
+
+_DIGITS = re.compile(r"\d")
+_TOKEN_WITH_DIGITS = re.compile(r"[A-Za-z0-9]*\d[A-Za-z0-9]*")
+_WS = re.compile(r"\s+")
+#: Elements whose text is never article text: those trafilatura removes with their content
+#: (its MANUALLY_CLEANED list, copied so that importing this module does not load trafilatura).
+_SKIP = frozenset(
+    """aside embed fencedframe footer form head iframe menu object script applet audio canvas figure
+    map picture svg video area blink button datalist dialog frame frameset fieldset link input label
+    legend marquee math menuitem nav noindex noscript optgroup option output param progress rp rt rtc
+    select source style track textarea time use template title meta""".split()  # noqa: SIM905
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_BLOCK = frozenset(
+    [
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "aside",
+        "main",
+        "nav",
+        "blockquote",
+        "pre",
+        "center",
+        "form",
+        "fieldset",
+        "figure",
+        "figcaption",
+        "address",
+        "dl",
+        "dt",
+        "dd",
+        "ul",
+        "ol",
+        "li",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "caption",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+    ]
+)
+_KIND = {"h1": "head", "h2": "head", "h3": "head", "h4": "head", "h5": "head", "h6": "head"}
+_KIND.update({"li": "item", "blockquote": "quote", "pre": "code"})
+#: Metadata fields the fast path must give exactly as trafilatura's path does.
+_FIELDS = (
+    "title",
+    "published_at",
+    "agency",
+    "author",
+    "canonical_url",
+    "document_number",
+    "converted",
+    "damaged",
+)
+
+
+class PlanMiss(Exception):
+    """The plan's container is not in the page (or not once): trafilatura handles the page."""
+
+
+def template_of(url: str) -> str:
+    """The page-layout part of a template's key: the path's depth and the shape of its last
+    segment (every run of letters and digits holding a digit becomes ``0``), and the query's
+    parameter names. ``/kjbgz/201208/t20120828_189001.html`` -> ``2/0_0.html``."""
+    parts = urlsplit(url)
+    segments = (parts.path or "/").split("/")
+    depth = sum(1 for s in segments[:-1] if s)
+    shape = _TOKEN_WITH_DIGITS.sub("0", segments[-1])
+    if parts.query:
+        shape += "?" + "&".join(sorted({k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}))
+    return f"{depth}/{shape}"
+
+
+def host_of(url: str) -> str:
+    """The site part of a template's key: host and port (sites on one host keep apart)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
+# -- selectors and lines --------------------------------------------------------------------------
+
+
+def _squash(text: str) -> str:
+    return _WS.sub("", text)
+
+
+def selector_of(el: HtmlElement) -> Selector | None:
+    """How a plan names an element: its id (unless it carries digits: numbered per page), else
+    its class attribute."""
+    tag = el.tag
+    if not isinstance(tag, str):
+        return None
+    ident = (el.get("id") or "").strip()
+    if ident and not _DIGITS.search(ident):
+        return (tag, "id", ident)
+    classes = " ".join((el.get("class") or "").split())
+    if classes:
+        return (tag, "class", classes)
+    return None
+
+
+def _matches(el: HtmlElement, selector: Selector) -> bool:
+    _, attr, value = selector
+    found = el.get(attr)
+    if found is None:
+        return False
+    return (" ".join(found.split()) if attr == "class" else found.strip()) == value
+
+
+def find_all(root: HtmlElement, selector: Selector) -> list[HtmlElement]:
+    return [el for el in root.iter(selector[0]) if _matches(el, selector)]
+
+
+def layout_tokens(container: HtmlElement) -> set[str]:
+    """The ids and classes inside a container (digit runs folded): a changed template shows new ones."""
+    tokens = set()
+    for el in container.iter():
+        selector = selector_of(el)
+        if selector is not None:
+            tokens.add(_TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}"))
+    return tokens
+
+
+def _is_hidden(el: HtmlElement) -> bool:
+    """Not shown to a reader (trafilatura removes these too)."""
+    if el.get("hidden") is not None:
+        return True
+    style = el.get("style")
+    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+
+
+def _holds_blocks(row: HtmlElement) -> bool:
+    """A table row used as page layout: its cells hold paragraphs, not values."""
+    return any(
+        isinstance(el.tag, str) and (el.tag in _BLOCK or el.tag == "br") for el in row.iterdescendants()
+    )
+
+
+def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> list[Line]:
+    """One line per paragraph, heading, list item or table row of the container, as
+    trafilatura's lines are cut (rows as ``| cell | cell | ``), without the dropped elements."""
+    dropped = tuple(drops)
+    lines: list[Line] = []
+    buffer: list[str] = []
+
+    def flush(kind: str) -> None:
+        text = " ".join("".join(buffer).split())
+        buffer.clear()
+        if text:
+            lines.append(Line(text, kind))
+
+    def walk(el: HtmlElement, kind: str) -> None:
+        tag = el.tag
+        if (
+            not isinstance(tag, str)
+            or tag in _SKIP
+            or _is_hidden(el)
+            or (dropped and any(_matches(el, d) for d in dropped))
+        ):
+            pass
+        elif tag == "br":
+            flush(kind)
+        elif tag == "tr" and not _holds_blocks(el):
+            flush(kind)
+            cells = [" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th")]
+            if any(cells):
+                lines.append(Line("| " + " | ".join(cells) + " | ", "row"))
+        elif tag in ("tr", "td", "th"):  # a layout table's cell: its paragraphs are lines
+            flush(kind)
+            buffer.append(el.text or "")
+            for child in el:
+                walk(child, "p")
+            flush("p")
+        elif tag in _BLOCK:
+            flush(kind)
+            inner = _KIND.get(tag, "p")
+            buffer.append(el.text or "")
+            for child in el:
+                walk(child, inner)
+            flush(inner)
+        else:
+            buffer.append(el.text or "")
+            for child in el:
+                walk(child, kind)
+        buffer.append(el.tail or "")
+
+    buffer.append(container.text or "")
+    for child in container:
+        walk(child, "p")
+    flush("p")
+    return lines
+
+
+# -- the plan as the worker sees it ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """Where a template's article is: the container, and the elements inside it to drop."""
+
+    container: Selector
+    drops: tuple[Selector, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"container": list(self.container), "drops": [list(d) for d in self.drops]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
+        tag, attr, value = data["container"]
+        return cls(
+            (str(tag), str(attr), str(value)),
+            tuple((str(t), str(a), str(v)) for t, a, v in data.get("drops", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What one learning page proposes: a recipe that gives its document, and what it saw."""
+
+    recipe: Recipe
+    tokens: frozenset[str]
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanOrders:
+    """What an extraction process is told for one site: the active plans by template, and the
+    templates it should not learn (their pages vary)."""
+
+    active: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    settled: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanReport:
+    """What happened to one page: ``served`` (fast path), ``verified`` (fast path, checked and
+    agreeing), ``mismatch`` (checked and disagreeing: trafilatura's document was kept), ``miss``
+    (container not found: trafilatura), ``candidate`` or ``no_candidate`` (learning)."""
+
+    template: str
+    version: int
+    event: str
+    why: str | None = None
+    length: int = 0
+    tokens: frozenset[str] = frozenset()
+    candidate: Candidate | None = None
+
+
+def char_f1(got: str, expected: str) -> float:
+    """F1 of the two texts' character multisets (blanks ignored)."""
+    a, b = Counter(_squash(got)), Counter(_squash(expected))
+    if not a and not b:
+        return 1.0
+    common = sum((a & b).values())
+    if not common:
+        return 0.0
+    precision, recall = common / sum(a.values()), common / sum(b.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def agree(fast: Extraction, reference: Extraction) -> str | None:
+    """Why the fast path's extraction is not as good as trafilatura's, or None when it is."""
+    if fast.text != reference.text:
+        f1 = char_f1(fast.text, reference.text)
+        if f1 < MIN_TEXT_F1:
+            return f"text F1 {f1:.3f}"
+    for name in _FIELDS:
+        if getattr(fast, name) != getattr(reference, name):
+            return f"{name} differs"
+    if [a.url for a in fast.attachments] != [a.url for a in reference.attachments]:
+        return "attachments differ"
+    return None
+
+
+def _verify_sampled(url: str) -> bool:
+    return zlib.crc32(url.encode("utf-8", "surrogatepass")) % VERIFY_EVERY == 0
+
+
+def extract_planned(
+    html: str, url: str, orders: PlanOrders, report: Callable[[PlanReport], None]
+) -> Extraction:
+    """:func:`crawler.extract.extract` with the site's plans: the fast path where the page's
+    template has one (checked as the module says), trafilatura and learning where it has none.
+    Raises what :func:`extract` raises for the page; ``report`` hears what happened."""
+    template = template_of(url)
+    plan = orders.active.get(template)
+    if plan is None:
+        extraction = extract(html, url)
+        if template not in orders.settled:
+            candidate = None
+            try:
+                candidate = learn(html, url, extraction)
+            except ExtractionTimeout:
+                raise
+            except Exception as exc:  # learning must never cost the page its document
+                log.warning("learning an extraction plan failed on %s: %s", url, exc)
+            report(PlanReport(template, 0, "candidate" if candidate else "no_candidate", candidate=candidate))
+        return extraction
+
+    version = int(plan["version"])
+    recipe = Recipe.from_dict(plan["recipe"])
+    seen: dict[str, set[str]] = {}
+
+    def lines_of(region: HtmlElement) -> list[Line]:
+        found = find_all(region, recipe.container)
+        if len(found) != 1:
+            raise PlanMiss(f"container {recipe.container[2]!r} found {len(found)} times")
+        seen["tokens"] = layout_tokens(found[0])
+        return container_lines(found[0], recipe.drops)
+
+    try:
+        fast = extract(html, url, lines_of)
+    except ExtractionTimeout:
+        raise
+    except PlanMiss as exc:
+        extraction = extract(html, url)
+        report(PlanReport(template, version, "miss", why=str(exc)))
+        return extraction
+    except Exception as exc:  # nothing usable on the fast path (or a bug): trafilatura decides
+        why = exc.reason if isinstance(exc, ExtractionError) else type(exc).__name__
+        extraction = extract(html, url)
+        report(PlanReport(template, version, "miss", why=f"fast path: {why}"))
+        return extraction
+
+    tokens = frozenset(seen.get("tokens", ()))
+    check = _check_reason(url, plan["recipe"], tokens, len(fast.text))
+    if check is None:
+        report(PlanReport(template, version, "served", length=len(fast.text)))
+        return fast
+    try:
+        reference = extract(html, url)
+    except ExtractionError as exc:
+        report(PlanReport(template, version, "mismatch", why=f"trafilatura: {exc.reason} ({check})"))
+        raise
+    differs = agree(fast, reference)
+    if differs is not None:
+        report(PlanReport(template, version, "mismatch", why=f"{differs} ({check})"))
+        return reference
+    report(PlanReport(template, version, "verified", why=check, length=len(fast.text), tokens=tokens))
+    return fast
+
+
+def _check_reason(url: str, recipe: Mapping[str, Any], tokens: frozenset[str], length: int) -> str | None:
+    """Why a fast-path page must also go through trafilatura, or None."""
+    known = set(recipe.get("tokens", ()))
+    new = sorted(tokens - known)
+    if new:
+        return "new layout elements: " + ", ".join(new[:3])
+    low, high = recipe.get("length", (0, 0))
+    if length * LENGTH_SLACK < low or length > high * LENGTH_SLACK:
+        return f"text length {length} outside {low}-{high}"
+    if _verify_sampled(url):
+        return "sampled"
+    return None
+
+
+# -- learning -------------------------------------------------------------------------------------
+
+
+def learn(html: str, url: str | None, reference: Extraction) -> Candidate | None:
+    """A recipe that gives ``reference`` (trafilatura's extraction of this page) from one
+    container of the page, or None. Candidates are elements named by id or class, unique in the
+    article region, holding the text's first and last lines; the smallest are tried first, as
+    they are, then without their children that hold none of the text."""
+    page = read_page(html, url)
+    target = _squash(reference.text)
+    if not target:
+        return None
+    text_lines = reference.text.split("\n")
+    first, last = _squash(text_lines[0])[:16], _squash(text_lines[-1])[-16:]
+    found: list[tuple[int, Selector, HtmlElement]] = []
+    for el in page.region.iter():
+        if not isinstance(el.tag, str) or el.tag in _SKIP:
+            continue
+        selector = selector_of(el)
+        if selector is None:
+            continue
+        raw = el.text_content()
+        if len(raw) < 0.8 * len(target):
+            continue
+        text = _squash(strip_pinyin_readings(raw) if reference.converted else raw)
+        if len(text) > 4 * len(target) + 3000 or first not in text or last not in text:
+            continue
+        found.append((len(text), selector, el))
+    found.sort(key=lambda item: item[0])
+    tried = 0
+    for _, selector, el in found:
+        if tried >= MAX_CONTAINER_TRIES:
+            break
+        if len(find_all(page.region, selector)) != 1:
+            continue
+        tried += 1
+        for drops in ((), _drops(el, target, reference.converted)):
+            if drops is None:
+                continue
+            try:
+                got = finish(page, container_lines(el, drops))
+            except ExtractionError:
+                continue
+            # exactly trafilatura's text (stricter than the checks' F1): a plan learned here
+            # gives the very documents, content hashes included, that trafilatura would
+            if got.text == reference.text and agree(got, reference) is None:
+                return Candidate(Recipe(selector, drops), frozenset(layout_tokens(el)), len(reference.text))
+    return None
+
+
+def _drops(container: HtmlElement, target: str, converted: bool) -> tuple[Selector, ...] | None:
+    """Named elements inside the container whose text is no part of the reference text."""
+    drops: list[Selector] = []
+    for el in container.iterdescendants():
+        if not isinstance(el.tag, str) or el.tag in _SKIP or el.tag == "br":
+            continue
+        selector = selector_of(el)
+        if (
+            selector is None
+            or selector in drops
+            or any(_matches(a, d) for a in el.iterancestors() for d in drops)
+        ):
+            continue
+        raw = el.text_content()
+        text = _squash(strip_pinyin_readings(raw) if converted else raw)
+        if text and text not in target:
+            drops.append(selector)
+    return tuple(drops) or None
+
+
+# -- the book: plans per site, learned from reports, kept in the store -----------------------------
+
+
+class PlanStore(Protocol):
+    """Where plans are kept (``storage.Store`` implements it)."""
+
+    def load_plans(self, source: str, host: str) -> list[dict[str, Any]]: ...
+
+    def save_plan(self, source: str, host: str, plan: dict[str, Any]) -> None: ...
+
+    def retire_plan(self, source: str, host: str, template: str, version: int, why: str) -> None: ...
+
+    def add_plan_counts(
+        self, source: str, host: str, template: str, version: int, counts: dict[str, int]
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class _Template:
+    plan: dict[str, Any] | None = None
+    version: int = 0  # the highest version known (the next learned plan takes the one after)
+    candidates: list[Candidate] = field(default_factory=list)
+    tries: int = 0
+    varies: bool = False
+    misses_in_row: int = 0
+
+
+@dataclass(slots=True)
+class _Site:
+    templates: dict[str, _Template] = field(default_factory=dict)
+    loaded_at: float | None = None
+
+
+#: A store write the book asks for: ("save", source, host, plan) / ("retire", source, host,
+#: (template, version, why)) / ("counts", source, host, (template, version, counts)).
+PlanWrite = tuple[str, str, str, Any]
+
+_COUNTED = {"served": "served", "verified": "verified", "mismatch": "mismatches", "miss": "misses"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class PlanBook:
+    """The plans of every site one crawl process extracts, learned from its pages' reports.
+
+    It does no I/O itself: the caller loads a site's stored plans when :meth:`wants_load` says
+    so (:meth:`install`), and writes what :meth:`take_writes` returns (:func:`write_plans`), in
+    whatever thread owns its store connection. ``reload_after`` (seconds) has a site's plans
+    read again, to pick up what other workers learned or retired.
+    """
+
+    def __init__(
+        self,
+        *,
+        learn_pages: int = LEARN_PAGES,
+        max_tries: int = MAX_LEARN_TRIES,
+        reload_after: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.learn_pages = learn_pages
+        self.max_tries = max_tries
+        self.reload_after = reload_after
+        self.clock = clock
+        self._sites: dict[tuple[str, str], _Site] = {}
+        self._saves: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._retires: list[PlanWrite] = []
+        self._counts: dict[tuple[str, str, str, int], Counter[str]] = {}
+        #: Reports since the last :meth:`take_writes`.
+        self.pending = 0
+        #: A plan was learned or retired since the last :meth:`take_writes` (share it soon).
+        self.urgent = False
+
+    def _site(self, source: str, host: str) -> _Site:
+        return self._sites.setdefault((source, host), _Site())
+
+    def wants_load(self, source: str, host: str) -> bool:
+        site = self._sites.get((source, host))
+        if site is None or site.loaded_at is None:
+            return True
+        return self.reload_after is not None and self.clock() - site.loaded_at >= self.reload_after
+
+    def install(self, source: str, host: str, stored: Iterable[Mapping[str, Any]]) -> None:
+        """Take in the stored plans of a site: a newer version than ours wins; a plan we
+        retired stays retired until a newer one arrives."""
+        site = self._site(source, host)
+        site.loaded_at = self.clock()
+        for plan in stored:
+            template = site.templates.setdefault(str(plan["template"]), _Template())
+            version = int(plan["version"])
+            if version < template.version or (version == template.version and template.plan is None):
+                continue
+            mine = template.plan
+            template.version = version
+            if plan.get("status") != "active":
+                template.plan = None
+            elif mine is None or int(mine["version"]) != version:
+                template.plan = {k: v for k, v in plan.items() if k != "counts"}
+                template.candidates.clear()
+
+    def orders(self, source: str, host: str) -> PlanOrders:
+        site = self._site(source, host)
+        active = {t: s.plan for t, s in site.templates.items() if s.plan is not None}
+        settled = frozenset(t for t, s in site.templates.items() if s.varies and s.plan is None)
+        return PlanOrders(active, settled)
+
+    def plan(self, source: str, host: str, template: str) -> dict[str, Any] | None:
+        found = self._site(source, host).templates.get(template)
+        return found.plan if found is not None else None
+
+    def record(self, source: str, host: str, report: PlanReport) -> None:
+        """Count a page's report: learn a plan, widen one, or retire one."""
+        self.pending += 1
+        template = self._site(source, host).templates.setdefault(report.template, _Template())
+        if report.event in ("candidate", "no_candidate"):
+            self._learn(source, host, report, template)
+            return
+        plan = template.plan
+        key = (source, host, report.template, report.version)
+        self._counts.setdefault(key, Counter())[_COUNTED[report.event]] += 1
+        if plan is None or int(plan["version"]) != report.version:
+            return  # a report on a plan this book has since retired or replaced
+        template.misses_in_row = template.misses_in_row + 1 if report.event == "miss" else 0
+        if report.event == "mismatch":
+            self._retire(source, host, report.template, template, f"mismatch: {report.why}")
+        elif template.misses_in_row >= MAX_MISSES_IN_ROW:
+            self._retire(
+                source,
+                host,
+                report.template,
+                template,
+                f"{template.misses_in_row} misses in a row: {report.why}",
+            )
+        elif report.event == "verified":
+            self._widen(source, host, report, plan)
+
+    def _retire(self, source: str, host: str, name: str, template: _Template, why: str) -> None:
+        """The plan no longer fits the template: trafilatura takes its pages, which learn again."""
+        assert template.plan is not None
+        version = int(template.plan["version"])
+        log.warning("extraction plan %s %s v%d retired: %s", host, name, version, why)
+        template.plan = None
+        template.candidates.clear()
+        template.tries = template.misses_in_row = 0
+        template.varies = False
+        self._saves.pop((source, host, name), None)
+        self._retires.append(("retire", source, host, (name, version, why)))
+        self.urgent = True
+
+    def _widen(self, source: str, host: str, report: PlanReport, plan: dict[str, Any]) -> None:
+        """A checked page that agreed: its layout elements and length belong to the template."""
+        recipe = plan["recipe"]
+        tokens = set(recipe.get("tokens", ()))
+        low, high = recipe.get("length", (report.length, report.length))
+        widened = {
+            **recipe,
+            "tokens": sorted(tokens | report.tokens),
+            "length": [min(low, report.length), max(high, report.length)],
+        }
+        if widened != recipe:
+            plan["recipe"] = widened
+            self._saves[(source, host, report.template)] = plan
+
+    def _learn(self, source: str, host: str, report: PlanReport, template: _Template) -> None:
+        if template.plan is not None or template.varies:
+            return
+        template.tries += 1
+        if report.candidate is not None:
+            template.candidates.append(report.candidate)
+            agreeing = [c for c in template.candidates if c.recipe == report.candidate.recipe]
+            if len(agreeing) >= self.learn_pages:
+                template.version += 1
+                template.plan = {
+                    "format": PLAN_FORMAT,
+                    "template": report.template,
+                    "signature": "url-shape",
+                    "version": template.version,
+                    "status": "active",
+                    "recipe": {
+                        **report.candidate.recipe.to_dict(),
+                        "tokens": sorted(frozenset().union(*(c.tokens for c in agreeing))),
+                        "length": [min(c.length for c in agreeing), max(c.length for c in agreeing)],
+                    },
+                    "learned_at": _now(),
+                    "retired_at": None,
+                    "retired_why": None,
+                }
+                template.candidates.clear()
+                template.tries = 0
+                self._saves[(source, host, report.template)] = template.plan
+                self.urgent = True
+                log.info(
+                    "extraction plan learned for %s %s: %s", host, report.template, report.candidate.recipe
+                )
+                return
+        if template.tries >= self.max_tries:
+            template.varies = True  # its pages do not agree: trafilatura keeps them
+            template.candidates.clear()
+
+    def take_writes(self) -> list[PlanWrite]:
+        """What to write to the store since the last call: plans learned or widened, plans
+        retired, then the page counts."""
+        writes: list[PlanWrite] = [
+            ("save", source, host, dict(plan)) for (source, host, _), plan in self._saves.items()
+        ]
+        writes += self._retires
+        writes += [
+            ("counts", source, host, (template, version, dict(counts)))
+            for (source, host, template, version), counts in self._counts.items()
+        ]
+        self._saves, self._retires, self._counts = {}, [], {}
+        self.pending, self.urgent = 0, False
+        return writes
+
+
+def write_plans(store: PlanStore, writes: Iterable[PlanWrite]) -> None:
+    """Carry out a book's writes on its store."""
+    for kind, source, host, value in writes:
+        if kind == "save":
+            store.save_plan(source, host, value)
+        elif kind == "retire":
+            template, version, why = value
+            store.retire_plan(source, host, template, version, why)
+        else:
+            template, version, counts = value
+            store.add_plan_counts(source, host, template, version, counts)
