@@ -446,8 +446,12 @@ class EmbeddedCrawl:
         if book is not None and job.kind is not PageKind.LIST:
             if book.wants_load(*site):
                 loop = asyncio.get_running_loop()
-                stored = await loop.run_in_executor(self._write_thread, self.store.load_plans, *site)
-                book.install(*site, stored)
+                try:
+                    stored = await loop.run_in_executor(self._write_thread, self.store.load_plans, *site)
+                except Exception as exc:  # a store that fails ends the crawl in the writer, not here
+                    log.warning("reading extraction plans failed: %s", exc)
+                else:
+                    book.install(*site, stored)
             job.plans = book.orders(*site)
         found = await self._in_pool(process_page, job, job.final_url)
         outcome = PageOutcome.failed(found) if isinstance(found, ExtractionError) else found

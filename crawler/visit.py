@@ -83,6 +83,9 @@ class Visit:
     attempt: int = 0
     run: float | None = None
     revisit: bool = False
+    #: An earlier delivery of this visit was cut short and may have claimed links it never
+    #: queued: this one sends such links again (a message that is put off keeps the mark).
+    recovering: bool = False
 
     @property
     def since(self) -> float | None:
@@ -98,7 +101,10 @@ class Visit:
         return (self.url, self.source_id, self.depth)
 
     def kwargs(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "run": self.run, "revisit": self.revisit}
+        found: dict[str, Any] = {"attempt": self.attempt, "run": self.run, "revisit": self.revisit}
+        if self.recovering:  # only when set: messages stay readable by workers of before
+            found["recovering"] = True
+        return found
 
     @classmethod
     def from_message(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Visit:
@@ -110,6 +116,7 @@ class Visit:
             int(kwargs.get("attempt") or 0),
             None if kwargs.get("run") is None else float(kwargs["run"]),
             bool(kwargs.get("revisit")),
+            bool(kwargs.get("recovering")),
         )
 
 

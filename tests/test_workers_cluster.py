@@ -145,6 +145,8 @@ def cluster(
         CRAWLER_FLOWER_PASSWORD=FLOWER_PASSWORD,
         # Short retry backoff once settings.py has it (ignored until then).
         CRAWLER_RETRY_BASE_DELAY="0.2",
+        # Each worker reads the plans the other learned within half a second.
+        CRAWLER_PLAN_RELOAD_SECONDS="0.5",
     )
     env.pop("FLOWER_BASIC_AUTH", None)
     running = Cluster(env, root)
@@ -249,6 +251,20 @@ def test_workers_store_the_same_documents_as_the_embedded_crawl(
         f"two workers: {distributed.pages} pages in {distributed.elapsed:.2f} s "
         f"({distributed.pages_per_second:.1f} pages/s)"
     )
+
+
+def test_the_workers_learn_extraction_plans_and_serve_pages_with_them(
+    distributed: CrawlRun, database: str
+) -> None:
+    """The workers' plans are in the shared store, with the pages both served through them
+    (their counts add up there) and no mismatch on this web."""
+    with open_store(database) as store:
+        stored = store.iter_plans()
+    assert stored, "no extraction plan was learned"
+    counts = [plan["counts"] for _, _, plan in stored]
+    assert sum(c["served"] + c["verified"] for c in counts) > 0
+    assert sum(c["mismatches"] for c in counts) == 0
+    assert all(plan["status"] == "active" for _, _, plan in stored)
 
 
 def test_no_url_is_fetched_twice(distributed: CrawlRun) -> None:

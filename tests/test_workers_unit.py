@@ -373,3 +373,17 @@ def test_worker_config_reads_the_settings() -> None:
     assert (policy.max_retries, policy.base_delay, policy.ceiling) == (2, 0.5, got.max_countdown)
     assert set(SETTING_NAMES) <= set(Settings.model_fields)
     assert set(SETTING_NAMES.values()) <= set(WorkerConfig.__dataclass_fields__)
+
+
+def test_a_recovering_visit_keeps_its_mark_on_the_wire_and_old_messages_still_read() -> None:
+    """A retried visit put off by a busy host goes out as a new message: the mark that it may
+    have claimed links an earlier delivery never queued travels with it (fetch_page reads it as
+    a retry), and a message without it reads as before."""
+    from crawler.visit import Visit
+
+    marked = Visit("http://a.cn/list.html", "s", 1, attempt=2, run=5.0, revisit=True, recovering=True)
+    assert Visit.from_message(marked.args(), marked.kwargs()) == marked
+    plain = Visit("http://a.cn/list.html", "s", 1)
+    assert "recovering" not in plain.kwargs()
+    assert Visit.from_message(plain.args(), {"attempt": 0, "run": None, "revisit": False}) == plain
+    assert marked.next_attempt().recovering

@@ -36,6 +36,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -506,7 +507,10 @@ class ClusterPorts:
         site = (job.source or "", host_of(job.final_url))
         if book is not None and job.kind is not PageKind.LIST:
             if book.wants_load(*site):
-                book.install(*site, rt.store.load_plans(*site))
+                try:
+                    book.install(*site, rt.store.load_plans(*site))
+                except StorageError as exc:  # the page goes on with the plans known so far
+                    log.warning("reading extraction plans failed: %s", exc)
             job.plans = book.orders(*site)
         outcome = process_page(job)
         if book is not None and outcome.plan_report is not None:
@@ -658,8 +662,12 @@ def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
             failure_record(visit.url, visit.source_id, visit.depth, error, attempts=visit.attempt + 1)
         )
 
-    work = visit_page(rt, visit, retried=bool(self.request.retries))
-    return _shell(self, rt, visit, work, failed=failed, send=send_fetch)
+    retried = bool(self.request.retries) or visit.recovering
+    work = visit_page(rt, visit, retried=retried)
+    # A retried visit that is put off (its host is busy) is sent as a new message: it keeps the
+    # mark, or the links an earlier delivery claimed and never queued would be lost.
+    carried = replace(visit, recovering=True) if retried else visit
+    return _shell(self, rt, carried, work, failed=failed, send=send_fetch)
 
 
 @app.task(name=FETCH_ATTACHMENT, bind=True, max_retries=None)
