@@ -59,7 +59,7 @@ from crawler.pipeline import (
     process_attachment,
     process_page,
 )
-from crawler.plans import PlanBook, host_of, write_plans
+from crawler.plans import PlanBook, PlanStore, host_of, write_plans
 from crawler.politeness import HostThrottle
 from crawler.records import UrlState, UrlStatus, failure_record
 from crawler.recrawl import is_due, plan_run
@@ -96,8 +96,8 @@ _PLAN_WRITE_EVERY = 200
 STOP_GRACE = 5.0
 
 
-class DocumentStore(Protocol):
-    """What the crawl needs of a store (see :mod:`storage`)."""
+class DocumentStore(PlanStore, Protocol):
+    """What the crawl needs of a store (see :mod:`storage`), its extraction plans included."""
 
     def add_stories(
         self,
@@ -125,17 +125,6 @@ class DocumentStore(Protocol):
     def attachment_sha256(self, url: str) -> str | None: ...
 
     def pending_attachments(self, source: str) -> list[tuple[str, str | None]]: ...
-
-    # and crawler.plans.PlanStore, when extraction plans are on
-    def load_plans(self, source: str, host: str) -> list[dict[str, Any]]: ...
-
-    def save_plan(self, source: str, host: str, plan: dict[str, Any]) -> None: ...
-
-    def retire_plan(self, source: str, host: str, template: str, version: int, why: str) -> None: ...
-
-    def add_plan_counts(
-        self, source: str, host: str, template: str, version: int, counts: dict[str, int]
-    ) -> None: ...
 
 
 @dataclass(slots=True)
