@@ -94,8 +94,9 @@ def extract_links_capped(
 _LINK_CACHE: dict[tuple[str, str, str, int], str | None] = {}
 LINK_CACHE_SIZE = 4096
 #: An absolute http(s) href, or one from the site root ("/a", "//host/a"): ``urljoin`` reads only
-#: the base's scheme and host for these (a relative href also needs the base's path).
-_ORIGIN_ONLY = re.compile(r"/|https?://", re.IGNORECASE)
+#: the base's scheme and host for these (a relative href also needs the base's path, and so does
+#: one whose authority is empty, "//" or "http://?q": it resolves to the base's own path).
+_ORIGIN_ONLY = re.compile(r"/(?!/)|//[^/?#]|https?://[^/?#]", re.IGNORECASE)
 
 
 def _canonical_link(base: str, origin: tuple[str, str] | None, href: str, max_url_length: int) -> str | None:

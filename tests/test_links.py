@@ -142,6 +142,11 @@ _HREFS = st.one_of(
             "/中文/路径.html",
             "http://[broken",
             "/" + "x" * 80,
+            # an empty authority resolves to the base's own path: never cached per origin
+            "//",
+            "//?q=1",
+            "http://",
+            "http://#f",
         ]
     ),
     st.text(alphabet="/:?#.%abAB12 中-_=&", max_size=30),
