@@ -181,6 +181,21 @@ def test_cached_links_equal_uncached(pairs: list[tuple[str, str]], max_length: i
         assert links._canonical_link(base, urlsplit(base)[:2], href, max_length) == expected
 
 
+@pytest.mark.parametrize("href", ["//", "//?q=1", "http://", "http://#f"])
+def test_an_href_with_an_empty_authority_is_resolved_against_each_page(href: str) -> None:
+    from crawler import links
+    from crawler.urls import canonicalize, resolve
+
+    links._LINK_CACHE.clear()
+    first, second = "http://www.test/a/b/page.html", "http://www.test/other/dir/"
+    for base in (first, second):
+        try:
+            expected: str | None = canonicalize(resolve(base, href))
+        except ValueError:
+            expected = None
+        assert links._canonical_link(base, ("http", "www.test"), href, 2048) == expected
+
+
 def test_link_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from crawler import links
 
