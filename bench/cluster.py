@@ -174,6 +174,17 @@ class DistributedRun:
             return None
         return int(row[0]) if row else None
 
+    def stop_workers(self, timeout: float = 30.0) -> None:
+        """A warm shutdown of the workers (SIGTERM to the main processes only): each pool child
+        exits on its own and writes what it keeps in memory (the plans' last counts)."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:

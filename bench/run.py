@@ -483,13 +483,17 @@ class Bench:
                 cluster.crawl(sampler, timeout=self.args.timeout)
                 elapsed = time.monotonic() - started
                 result.documents = cluster.documents()
-                result.extra["plans"] = plan_counts(cluster.database)
                 assert self.server is not None
                 result.extra["quality"] = document_quality(cluster.database, self.server)
                 return elapsed
 
             result.extra["services_pids"] = cluster.service_pids()
-            return self.measure(result, body, extra_roots=tuple(cluster.service_pids()))
+            measured = self.measure(result, body, extra_roots=tuple(cluster.service_pids()))
+            if measured.ok:
+                # after the clock: the workers write their plans' last counts as they exit
+                cluster.stop_workers()
+                measured.extra["plans"] = plan_counts(cluster.database)
+            return measured
         finally:
             cluster.stop()
 
