@@ -90,6 +90,11 @@ _WRITE_BATCH = 500
 _MAX_WAITING_DOCUMENTS = 128
 _WRITE_BATCH_DOCUMENTS = _MAX_WAITING_DOCUMENTS // 2  # one batch is stored while the next fills
 _EXTRACT_GRACE = 10.0
+#: Pages per extraction process in the pool at once (one running, one waiting to start).
+_POOL_SLOTS_PER_PROCESS = 2
+#: States a run reads again after recording them: a visit retried within the run, or handed
+#: back queued, starts from its last state.
+_REREAD = frozenset({UrlStatus.QUEUED, UrlStatus.FAILED_TRANSIENT})
 #: Plan reports after which the plans' counts are written (learned and retired plans: at once).
 _PLAN_WRITE_EVERY = 200
 #: Seconds the pages in flight get to finish after a stop before they are handed back.
@@ -292,8 +297,9 @@ class EmbeddedCrawl:
         #: The run's name (epoch seconds): start URLs and known pages are re-visited for it.
         self.run_id = time.time()
         self.seen: set[str] = set()
-        #: What the store holds about the sources' URLs: loaded when the run starts, then kept
-        #: up to date with every record this crawl writes (a write-through view).
+        #: What the store holds about the sources' URLs that this run may still read: loaded
+        #: when the run starts, kept up to date with every record this crawl writes, and let go
+        #: of once a URL is done for the run (see _remember).
         self.known: dict[str, UrlState] = {}
         self._ready: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -317,6 +323,8 @@ class EmbeddedCrawl:
         #: The extraction plans of the crawl's sites, learned from its pages (one book: this
         #: process owns the crawl; the extraction processes get each page's site's plans).
         self._plans = PlanBook() if options.extraction_plans else None
+        #: Pages handed to the extraction pool at once: enough to keep every process busy.
+        self._pool_slots = asyncio.Semaphore(_POOL_SLOTS_PER_PROCESS * self._pool_size())
         self._stopping = False
         self._stopped = asyncio.Event()
         #: The signal that stopped the crawl, if one did (set by the command line's handler).
@@ -432,17 +440,20 @@ class EmbeddedCrawl:
     async def process(self, job: PageJob) -> PageOutcome:
         book = self._plans
         site = (job.source or "", host_of(job.final_url))
-        if book is not None and job.kind is not PageKind.LIST:
-            if book.wants_load(*site):
-                loop = asyncio.get_running_loop()
-                try:
-                    stored = await loop.run_in_executor(self._write_thread, self.store.load_plans, *site)
-                except Exception as exc:  # a store that fails ends the crawl in the writer, not here
-                    log.warning("reading extraction plans failed: %s", exc)
-                else:
-                    book.install(*site, stored)
-            job.plans = book.orders(*site)
-        found = await self._in_pool(process_page, job, job.final_url)
+        if book is not None and job.kind is not PageKind.LIST and book.wants_load(*site):
+            loop = asyncio.get_running_loop()
+            try:
+                stored = await loop.run_in_executor(self._write_thread, self.store.load_plans, *site)
+            except Exception as exc:  # a store that fails ends the crawl in the writer, not here
+                log.warning("reading extraction plans failed: %s", exc)
+            else:
+                book.install(*site, stored)
+        # A page waits here rather than in the pool's queue, so that it takes the plans as they
+        # are when its extraction starts: a plan learned meanwhile serves it.
+        async with self._pool_slots:
+            if book is not None and job.kind is not PageKind.LIST:
+                job.plans = book.orders(*site)
+            found = await self._in_pool(process_page, job, job.final_url)
         outcome = PageOutcome.failed(found) if isinstance(found, ExtractionError) else found
         if book is not None and outcome.plan_report is not None:
             book.record(*site, outcome.plan_report)
@@ -478,8 +489,17 @@ class EmbeddedCrawl:
             old.shutdown(wait=False, cancel_futures=True)
             return ExtractionCrashed("extraction process died")
 
+    def _remember(self, state: UrlState) -> None:
+        """Keep a URL's state in view while this run may still read it: a URL that is done for
+        the run (claimed, in a final state) is never looked up again (``seen`` answers for it),
+        so its state is let go; a crawl's memory stays flat in the number of URLs it has done."""
+        if state.url in self.seen and state.status not in _REREAD:
+            self.known.pop(state.url, None)
+        else:
+            self.known[state.url] = state
+
     async def record(self, state: UrlState) -> None:
-        self.known[state.url] = state
+        self._remember(state)
         self._writes.put_nowait(("state", state, None))
 
     async def attachment_known(self, url: str) -> bool:
@@ -493,7 +513,7 @@ class EmbeddedCrawl:
         self._writes.put_nowait(("attachment_failed", None, (url, error.reason)))
 
     async def page(self, state: UrlState, outcome: PageOutcome) -> None:
-        self.known[state.url] = state
+        self._remember(state)
         await self._write_room.acquire()  # released once the writer has stored it
         self._writes.put_nowait(("page", state, outcome))
 
@@ -634,10 +654,12 @@ class EmbeddedCrawl:
         if self._unfinished:
             self._idle.clear()
 
+    def _pool_size(self) -> int:
+        return self.options.extract_workers or os.cpu_count() or 1
+
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        workers = self.options.extract_workers or os.cpu_count() or 1
         return concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=_pool_context(), initializer=_ignore_stop_signals
+            max_workers=self._pool_size(), mp_context=_pool_context(), initializer=_ignore_stop_signals
         )
 
     async def _worker(self, ports: VisitPorts) -> None:

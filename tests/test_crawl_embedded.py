@@ -41,6 +41,8 @@ class CrawlRun:
     stats: CrawlStats
     db_url: str
     options: CrawlOptions
+    #: The statuses of the URL states the crawl still held in memory when it ended.
+    held: list[UrlStatus]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +70,9 @@ def crawl_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CrawlRun]:
             extract_workers=2,
         )
         with open_store(db_url) as store:
-            stats = asyncio.run(EmbeddedCrawl([site.source(), hostile], store, options).run())
-        yield CrawlRun(site, stats, db_url, options)
+            crawl = EmbeddedCrawl([site.source(), hostile], store, options)
+            stats = asyncio.run(crawl.run())
+        yield CrawlRun(site, stats, db_url, options, [state.status for state in crawl.known.values()])
 
 
 def story_key(page: ArticlePage) -> str:
@@ -94,6 +97,17 @@ def char_f1(a: str, b: str) -> float:
         return 0.0
     precision, recall = overlap / sum(ca.values()), overlap / sum(cb.values())
     return 2 * precision * recall / (precision + recall)
+
+
+def test_the_crawl_lets_go_of_the_states_of_urls_it_is_done_with(crawl_run: CrawlRun) -> None:
+    """Memory flat in the number of URLs done: only states the run could read again (a URL
+    waiting for a retry, or handed back queued) stay in view, not one per URL visited."""
+    with open_store(crawl_run.db_url) as store:
+        done = sum(
+            1 for s in store.iter_urls() if s.status not in (UrlStatus.QUEUED, UrlStatus.FAILED_TRANSIENT)
+        )
+    assert done > 100
+    assert all(status in (UrlStatus.QUEUED, UrlStatus.FAILED_TRANSIENT) for status in crawl_run.held)
 
 
 def test_every_reachable_article_is_stored_exactly_once(crawl_run: CrawlRun) -> None:
@@ -141,7 +155,8 @@ def test_every_reachable_article_is_stored_exactly_once(crawl_run: CrawlRun) -> 
     traditional = [
         url
         for url in reachable
-        if truth[url].traditional and truth[url].variant not in (ADDED, CUT)
+        if truth[url].traditional
+        and truth[url].variant not in (ADDED, CUT)
         and story_key(truth[url]) in plain_keys  # one story's original is not reachable
     ]
     assert len(traditional) >= 4
