@@ -405,14 +405,12 @@ def extract_planned(
     except ExtractionTimeout:
         raise
     except PlanMiss as exc:
-        extraction = extract(html, url)
-        report(PlanReport(template, version, "miss", why=str(exc)))
-        return extraction
+        report(PlanReport(template, version, "miss", why=str(exc)))  # before trafilatura may raise
+        return extract(html, url)
     except Exception as exc:  # nothing usable on the fast path (or a bug): trafilatura decides
         why = exc.reason if isinstance(exc, ExtractionError) else type(exc).__name__
-        extraction = extract(html, url)
         report(PlanReport(template, version, "miss", why=f"fast path: {why}"))
-        return extraction
+        return extract(html, url)
 
     tokens = frozenset(seen.get("tokens", ()))
     check = _check_reason(url, plan["recipe"], tokens, len(fast.text))
