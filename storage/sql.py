@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -138,7 +139,7 @@ _PG_SCHEMA_LOCK_KEY = 0x706F6C6963790001
 _SQLITE_BEGIN_OPTION = "policy_crawler_sqlite_begin"
 # SQLSTATEs after which PostgreSQL rolled the whole transaction back and a retry is safe.
 _PG_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
-_WRITE_RETRIES = 5
+_WRITE_RETRIES = 8
 # Times a decision is made again after more locks were taken (PostgreSQL): one page's in its
 # transaction, or a whole add_stories transaction run again with the locks it lacked.
 _DECISION_ROUNDS = 16
@@ -846,7 +847,8 @@ class Store:
                     sqlstate = getattr(exc.orig, "sqlstate", None)
                     if sqlstate not in _PG_RETRYABLE_SQLSTATES or attempt == _WRITE_RETRIES - 1:
                         raise
-                    time.sleep(0.01 * 2**attempt)
+                    # full jitter: transactions that deadlocked together do not retry in step
+                    time.sleep(random.uniform(0, 0.02 * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, action: str, work: Callable[[Connection], T]) -> T:
