@@ -546,3 +546,25 @@ def test_a_label_with_its_value_in_a_link_is_a_line_not_a_label_cell() -> None:
     )
     assert tree is not None
     assert read_page_meta(tree) == {"source": "中国新闻网"}
+
+
+def test_the_time_limit_holds_when_the_work_swallows_its_exception() -> None:
+    """trafilatura falls back on any exception: the alarm's exception may be caught inside it
+    and the work go on. The page still overran its time and is stopped as one that did."""
+    import time as clock
+
+    from crawler.errors import ExtractionTimeout
+    from crawler.pipeline import time_limit
+
+    def work_that_catches_everything() -> None:
+        end = clock.monotonic() + 0.3
+        while True:
+            try:
+                if clock.monotonic() > end:
+                    return
+                sum(range(1000))
+            except Exception:
+                pass
+
+    with pytest.raises(ExtractionTimeout), time_limit(0.01):
+        work_that_catches_everything()
