@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from configparser import ConfigParser
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -108,11 +107,6 @@ def extract_bytes(
     return extract(decode_html(body, http_charset, hint).text, url)
 
 
-#: Where the lines of a page's article come from: trafilatura (the default), or an extraction
-#: plan's container (:mod:`crawler.plans`), given the page's narrowed region.
-LinesOf = Callable[[HtmlElement], list[Line]]
-
-
 @dataclass(slots=True)
 class Page:
     """A parsed page narrowed to its article region, with the metadata read before narrowing."""
@@ -148,20 +142,20 @@ def read_page(html: str, url: str | None = None) -> Page:
     return Page(url, head, page_meta, discussion, region, candidates, min_size)
 
 
-def extract(html: str, url: str | None = None, lines_of: LinesOf | None = None) -> Extraction:
+def extract(html: str, url: str | None = None) -> Extraction:
     """Extract the article of an already-decoded page.
 
-    The article's lines come from trafilatura, or from ``lines_of`` (an extraction plan's
-    container); the same rules then make the text and metadata either way.
     Raises :class:`EmptyExtraction` when no body text is found and :class:`GarbledText` when
     the text still looks like mojibake (it must not be stored as if it were an article).
     """
     page = read_page(html, url)
-    if lines_of is None:
-        lines = _main_lines(page.region, url, page.discussion, page.min_size)
-    else:
-        lines = lines_of(page.region)
-    return finish(page, lines)
+    return finish(page, trafilatura_lines(page))
+
+
+def trafilatura_lines(page: Page) -> list[Line]:
+    """The lines of the page's article as trafilatura finds them in its region (an extraction
+    plan's container gives them too: :mod:`crawler.plans`; :func:`finish` takes either)."""
+    return _main_lines(page.region, page.url, page.discussion, page.min_size)
 
 
 def finish(page: Page, lines: list[Line]) -> Extraction:

@@ -51,7 +51,7 @@ from lxml.html import HtmlElement
 
 from crawler.boilerplate import Line
 from crawler.errors import ExtractionError, ExtractionTimeout
-from crawler.extract import Extraction, extract, finish, read_page
+from crawler.extract import Extraction, Page, extract, finish, read_page, trafilatura_lines
 from crawler.normalize import strip_pinyin_readings
 
 log = logging.getLogger(__name__)
@@ -391,34 +391,32 @@ def extract_planned(
 
     version = int(plan["version"])
     recipe = Recipe.from_dict(plan["recipe"])
-    seen: dict[str, set[str]] = {}
-
-    def lines_of(region: HtmlElement) -> list[Line]:
-        found = find_all(region, recipe.container)
+    # One parse serves the fast path and, where it is needed, trafilatura: the container's
+    # lines and finish() only read the page.
+    page: Page | None = None
+    try:
+        page = read_page(html, url)
+        found = find_all(page.region, recipe.container)
         if len(found) != 1:
             raise PlanMiss(f"container {recipe.container[2]!r} found {len(found)} times")
-        seen["tokens"] = layout_tokens(found[0])
-        return container_lines(found[0], recipe.drops)
-
-    try:
-        fast = extract(html, url, lines_of)
+        tokens = frozenset(layout_tokens(found[0]))
+        fast = finish(page, container_lines(found[0], recipe.drops))
     except ExtractionTimeout:
         raise
     except PlanMiss as exc:
         report(PlanReport(template, version, "miss", why=str(exc)))  # before trafilatura may raise
-        return extract(html, url)
+        return _trafilatura(page, html, url)
     except Exception as exc:  # nothing usable on the fast path (or a bug): trafilatura decides
         why = exc.reason if isinstance(exc, ExtractionError) else type(exc).__name__
         report(PlanReport(template, version, "miss", why=f"fast path: {why}"))
-        return extract(html, url)
+        return _trafilatura(page, html, url)
 
-    tokens = frozenset(seen.get("tokens", ()))
     check = _check_reason(url, plan["recipe"], tokens, len(fast.text))
     if check is None:
         report(PlanReport(template, version, "served", length=len(fast.text)))
         return fast
     try:
-        reference = extract(html, url)
+        reference = finish(page, trafilatura_lines(page))
     except ExtractionError as exc:
         report(PlanReport(template, version, "mismatch", why=f"trafilatura: {exc.reason} ({check})"))
         raise
@@ -428,6 +426,11 @@ def extract_planned(
         return reference
     report(PlanReport(template, version, "verified", why=check, length=len(fast.text), tokens=tokens))
     return fast
+
+
+def _trafilatura(page: Page | None, html: str, url: str) -> Extraction:
+    """trafilatura's extraction, from the page already parsed when there is one."""
+    return extract(html, url) if page is None else finish(page, trafilatura_lines(page))
 
 
 def _check_reason(url: str, recipe: Mapping[str, Any], tokens: frozenset[str], length: int) -> str | None:
