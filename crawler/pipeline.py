@@ -123,11 +123,12 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         return
 
     fired = False
+    message = f"extraction took longer than {seconds:g} s"
 
     def on_alarm(signum: int, frame: object) -> None:
         nonlocal fired
         fired = True
-        raise ExtractionTimeout(f"extraction took longer than {seconds:g} s")
+        raise ExtractionTimeout(message)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -139,7 +140,7 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     if fired:
         # The alarm's exception landed inside code that caught it (trafilatura falls back on
         # any exception) and the work went on: the page still overran its time.
-        raise ExtractionTimeout(f"extraction took longer than {seconds:g} s")
+        raise ExtractionTimeout(message)
 
 
 def process_page(job: PageJob) -> PageOutcome:
