@@ -575,7 +575,7 @@ def document_quality(database_url: str, server: BenchServer) -> dict[str, float]
             if page is None:
                 unmatched += 1
                 continue
-            expected = page.display(page.text, readings=False) if page.traditional else page.text
+            expected = page.expected_text
             score = score_case(doc.url, "bench", doc.text, expected)
             f1s.append(score.f1)
             leaks += bool(score.leaks)

@@ -12,14 +12,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 from lxml.html import fromstring
 
 from crawler import plans as plans_module
-from crawler.fetch import parse_content_type
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.plans import (
@@ -32,30 +29,16 @@ from crawler.plans import (
     template_of,
     write_plans,
 )
-from crawler.samplesite import ArticlePage, build_site, serve_site
+from crawler.samplesite import build_site, serve_site
 from storage import open_store
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    url: str
-    page: ArticlePage
-    body: bytes
-    charset: str | None
+from tests.webs import ServedArticle, fetch_articles
 
 
 @pytest.fixture(scope="module")
-def fetched() -> Iterator[list[Fetched]]:
+def fetched() -> Iterator[list[ServedArticle]]:
     """Every article page of a sample web with several pages per template, as served."""
-    web = build_site(scale=4, crawl_delay=0.0)
-    pages = []
-    with serve_site(web) as site, httpx.Client() as client:
-        for url, page in site.truth.items():
-            response = client.get(url)
-            assert response.status_code == 200, url
-            _, charset = parse_content_type(response.headers.get("content-type"))
-            pages.append(Fetched(url, page, response.content, charset))
-    yield pages
+    with serve_site(build_site(scale=4, crawl_delay=0.0)) as site:
+        yield fetch_articles(site)
 
 
 def _job(url: str, body: bytes, charset: str | None, source: str = "s") -> PageJob:
@@ -148,7 +131,7 @@ def test_the_fast_path_skips_what_trafilatura_removes_with_its_content() -> None
 # -- learned, used, never worse -------------------------------------------------------------------
 
 
-def test_a_plan_is_learned_from_agreeing_pages_then_serves_the_template(fetched: list[Fetched]) -> None:
+def test_a_plan_is_learned_from_agreeing_pages_then_serves_the_template(fetched: list[ServedArticle]) -> None:
     most = [f for f in fetched if f.page.site == "most"]
     assert len(most) > LEARN_PAGES + 5
     book = PlanBook()
@@ -165,7 +148,9 @@ def test_a_plan_is_learned_from_agreeing_pages_then_serves_the_template(fetched:
     assert plan is not None and plan["recipe"]["container"][2] in ("Zoom", "TRS_Editor")
 
 
-def test_fast_path_documents_are_the_ground_truth_and_agree_with_trafilatura(fetched: list[Fetched]) -> None:
+def test_fast_path_documents_are_the_ground_truth_and_agree_with_trafilatura(
+    fetched: list[ServedArticle],
+) -> None:
     """Every sample-web article through plans: the same stored text, title, agency, document
     number and date as the ground truth (what test_sample_ground_truth asks of trafilatura's
     path), and at least as good as trafilatura's own document for the page."""
@@ -180,7 +165,7 @@ def test_fast_path_documents_are_the_ground_truth_and_agree_with_trafilatura(fet
         doc, page = outcome.document, f.page
         assert doc is not None, (f.url, outcome.error_reason)
         assert agree(_extraction(outcome), _extraction(plain)) is None, f.url
-        expected = page.display(page.text, readings=False) if page.traditional else page.text
+        expected = page.expected_text
         assert doc.text == expected, f.url
         assert doc.title == page.expected_title, f.url
         assert doc.agency == page.expected_agency, f.url
@@ -340,7 +325,7 @@ def test_the_book_writes_nothing_twice_and_counts_only_its_plans_version() -> No
     assert counts[0] == "counts" and counts[3][1] == 7
 
 
-def test_process_page_without_plans_reports_nothing(fetched: list[Fetched]) -> None:
+def test_process_page_without_plans_reports_nothing(fetched: list[ServedArticle]) -> None:
     f = fetched[0]
     assert reference(f.url, f.body, f.charset).plan_report is None
     assert re.fullmatch(r"\d+/.+", template_of(f.url))

@@ -11,15 +11,14 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from crawler.document import Document
 from crawler.evaluate import LEAK_MARKERS
-from crawler.fetch import parse_content_type
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.samplesite import ArticlePage, build_site, serve_site
+from tests.webs import fetch_articles
 
 # A reading as a repost portal writes it: a hanzi, then pinyin letters in half- or full-width
 # parentheses. Broader than the extractor's own pattern (no tone mark required), so that the
@@ -42,17 +41,12 @@ class Extracted:
 
 @pytest.fixture(scope="module")
 def extracted() -> Iterator[list[Extracted]]:
-    web = build_site(crawl_delay=0.0)
     results = []
-    with serve_site(web) as site, httpx.Client() as client:
-        for url, page in site.truth.items():
-            response = client.get(url)
-            assert response.status_code == 200, url
-            _, charset = parse_content_type(response.headers.get("content-type"))
-            job = PageJob(
-                url=url, final_url=url, body=response.content, kind=PageKind.ARTICLE, http_charset=charset
-            )
-            html = response.content.decode(charset or ("gbk" if page.site in ("sckjt", "haixi") else "utf-8"))
+    with serve_site(build_site(crawl_delay=0.0)) as site:
+        for served in fetch_articles(site):
+            url, page, body, charset = served.url, served.page, served.body, served.charset
+            job = PageJob(url=url, final_url=url, body=body, kind=PageKind.ARTICLE, http_charset=charset)
+            html = body.decode(charset or ("gbk" if page.site in ("sckjt", "haixi") else "utf-8"))
             results.append(Extracted(url, page, html, process_page(job)))
     yield results
 
@@ -81,7 +75,7 @@ def test_no_stored_text_or_title_has_a_reading_a_replacement_or_a_leak(extracted
 def test_text_title_date_and_language_are_the_ground_truth(extracted: list[Extracted]) -> None:
     for e in extracted:
         doc, page = e.doc, e.page
-        expected = page.display(page.text, readings=False) if page.traditional else page.text
+        expected = page.expected_text
         assert doc.text == expected, e.url
         assert doc.title == page.expected_title, e.url
         assert doc.published_at and doc.published_at[:10] == page.date, e.url

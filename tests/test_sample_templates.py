@@ -8,13 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from crawler.extract import extract_bytes
-from crawler.fetch import parse_content_type
 from crawler.normalize import strip_pinyin_readings
-from crawler.samplesite import ArticlePage, RunningSite, build_site, serve_site
+from crawler.samplesite import RunningSite, build_site, serve_site
+from tests.webs import fetch_articles
 
 WEB = build_site(crawl_delay=0.0)
 
@@ -32,16 +31,14 @@ def test_every_template_is_covered(site: RunningSite) -> None:
 
 @pytest.mark.parametrize("template", WEB.standard_sites)
 def test_each_article_page_extracts_exactly(site: RunningSite, template: str) -> None:
-    pages: list[tuple[str, ArticlePage]] = [(u, p) for u, p in site.truth.items() if p.site == template]
-    with httpx.Client() as client:
-        for url, page in pages:
-            response = client.get(url)
-            _, charset = parse_content_type(response.headers.get("content-type"))
-            got = extract_bytes(response.content, url=url, http_charset=charset)
-            expected = page.display(page.text, readings=False) if page.traditional else page.text
-            assert strip_pinyin_readings(expected) == expected
-            assert got.text == expected, f"{url}: text differs"
-            assert got.title == page.expected_title, url
-            assert got.published_at and got.published_at[:10] == page.article.day.isoformat(), url
-            if page.article.agency and not page.traditional:
-                assert got.agency == page.article.agency, url
+    urls = [url for url, page in site.truth.items() if page.site == template]
+    for served in fetch_articles(site, urls):
+        url, page = served.url, served.page
+        got = extract_bytes(served.body, url=url, http_charset=served.charset)
+        expected = page.expected_text
+        assert strip_pinyin_readings(expected) == expected
+        assert got.text == expected, f"{url}: text differs"
+        assert got.title == page.expected_title, url
+        assert got.published_at and got.published_at[:10] == page.article.day.isoformat(), url
+        if page.article.agency and not page.traditional:
+            assert got.agency == page.article.agency, url

@@ -8,10 +8,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
+import httpx
+
+from crawler.fetch import parse_content_type
 from crawler.records import UrlStatus
 from crawler.samplesite import (
+    ArticlePage,
+    RunningSite,
     SampleWeb,
     drip,
     fail_then,
@@ -30,6 +36,29 @@ from crawler.samplesite import (
     wrong_meta_charset,
 )
 from crawler.samplesite.content import generated_article
+
+
+@dataclass(frozen=True, slots=True)
+class ServedArticle:
+    """An article page as the sample web's server sends it, with its ground truth."""
+
+    url: str
+    page: ArticlePage
+    body: bytes
+    charset: str | None  # from the Content-Type header
+
+
+def fetch_articles(site: RunningSite, urls: Iterable[str] | None = None) -> list[ServedArticle]:
+    """The served bytes of the site's article pages (all, or ``urls``); each must answer 200."""
+    served = []
+    with httpx.Client() as client:
+        for url in site.truth if urls is None else urls:
+            response = client.get(url)
+            assert response.status_code == 200, url
+            _, charset = parse_content_type(response.headers.get("content-type"))
+            served.append(ServedArticle(url, site.truth[url], response.content, charset))
+    return served
+
 
 # path on the hostile site -> (expected URL status, expected reason)
 HOSTILE = {

@@ -119,6 +119,11 @@ class ArticlePage:
         return self.article.text
 
     @property
+    def expected_text(self) -> str:
+        """The text an extractor should return: the page's script, no readings."""
+        return self.display(self.text, readings=False)
+
+    @property
     def display_text(self) -> str:
         """The text as the page shows it (Traditional with readings on the repost portal)."""
         return self.display(self.text)
