@@ -41,9 +41,11 @@ import hashlib
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import accumulate
 from typing import TYPE_CHECKING
 
 __all__ = [
@@ -96,6 +98,26 @@ _MAYBE_FILE = (".pdf", ".doc", ".xls", ".wps", ".ofd", ".zip", ".rar", "down", "
 def _maybe_file(href: str) -> bool:
     lowered = href.lower()
     return any(word in lowered for word in _MAYBE_FILE)
+
+
+def _file_like(anchors: Sequence[HtmlElement]) -> list[int]:
+    """The indexes, in order, of the anchors whose href passes :func:`_maybe_file`. All hrefs are
+    searched at once (a page's ~150 links tested one by one cost 0.3 ms): each word is found in
+    their joined text, and a hit is mapped back to its href by offset."""
+    # lowered one by one: lower() may change a string's length ("İ"), and offsets must hold
+    hrefs = list(map(str.lower, [a.get("href") or "" for a in anchors]))
+    joined = "\n".join(hrefs)  # no word holds a newline: a hit lies inside one href
+    hits: set[int] = set()
+    starts: list[int] | None = None
+    for word in _MAYBE_FILE:
+        at = joined.find(word)
+        while at != -1:
+            if starts is None:
+                starts = list(accumulate((len(h) + 1 for h in hrefs), initial=0))
+            index = bisect_right(starts, at) - 1
+            hits.add(index)
+            at = joined.find(word, starts[index + 1])  # the next href: this one is in
+    return sorted(hits)
 
 
 _BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "td", "tr", "table", "dd", "dl", "span", "section"})
@@ -197,13 +219,11 @@ def attachment_candidates(
         return []
     base = base or base_url(root, page_url)
     found: dict[str, AttachmentCandidate] = {}
-    anchors = [(a, a.get("href")) for a in root.iter("a")]
-    # Most pages link no file: one look at all hrefs at once says so.
-    if not _maybe_file("\n".join(h for _, h in anchors if h)):
-        return []
-    for anchor, raw in anchors:
-        href = (raw or "").strip()
-        if not href or not _maybe_file(href) or href.startswith(("#", "javascript:", "mailto:")):
+    anchors = list(root.iter("a"))
+    for index in _file_like(anchors):
+        anchor = anchors[index]
+        href = (anchor.get("href") or "").strip()
+        if href.startswith(("#", "javascript:", "mailto:")):
             continue
         try:
             url = canonicalize(urljoin(base, href), max_length=max_url_length)

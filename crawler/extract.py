@@ -127,8 +127,9 @@ def read_page(html: str, url: str | None = None) -> Page:
     tree = parse_html(html)
     if tree is None:
         raise EmptyExtraction("the page has no HTML content")
-    head = read_head(tree, url)
     page_meta = read_page_meta(tree)
+    # htmldate is a third of reading the head; a page that states its date does not need it
+    head = read_head(tree, url, date=_stated_date(page_meta) is None)
     discussion = is_discussion(tree, url)
 
     # on a discussion page the replies live outside the question's <article>
@@ -196,7 +197,12 @@ def finish(page: Page, lines: list[Line]) -> Extraction:
     return Extraction(
         text=text,
         title=title,
-        published_at=(parse_date(meta.get("date")) or parse_date(meta.get("written")) or head.date),
+        published_at=(
+            parse_date(meta.get("date"))
+            or parse_date(meta.get("written"))
+            or _stated_date(page.page_meta)  # when a line in the text has a date label but no date
+            or head.date
+        ),
         agency=agency,
         author=_person(meta.get("author")),
         canonical_url=head.canonical,
@@ -443,33 +449,53 @@ class Head:
     source: str | None = None  # <meta name="ContentSource"> of TRS-style government CMSs
 
 
-def read_head(tree: HtmlElement, url: str | None) -> Head:
-    og = _first(tree.xpath("//meta[@property='og:title' or @name='og:title']/@content"))
-    doc_title = _first(tree.xpath("//title/text()"))
-    h1s = [t for t in (_squash("".join(h.itertext())) for h in tree.xpath("//h1")) if t]
-    site_names = [_squash(str(v)) for v in tree.xpath(_SITE_NAME_XPATH)]
+def read_head(tree: HtmlElement, url: str | None, *, date: bool = True) -> Head:
+    """Title candidates, canonical URL, language, TRS source and (``date``: by htmldate) the
+    publication date. One pass over the page's title, h1, meta and link elements: each XPath
+    query this replaces walked the whole tree (0.45 -> 0.1 ms a bench page)."""
+    og = doc_title = canonical = lang = source = None
+    h1s: list[str] = []
+    site_names: list[str] = []
+    head = tree.find("head") if tree.tag == "html" else None
+    for el in tree.iter("title", "h1", "meta", "link"):
+        tag, get = el.tag, el.get
+        if tag == "meta":
+            prop, name, content = get("property"), get("name"), get("content")
+            if content is None:
+                continue
+            if og is None and "og:title" in (prop, name):
+                og = _squash(content) or None
+            if source is None and name in ("ContentSource", "contentsource", "source"):
+                source = _squash(content) or None
+            if lang is None and get("http-equiv") in ("content-language", "Content-Language"):
+                lang = _squash(content) or None
+            in_head = head is not None and el.getparent() is head
+            if in_head and (prop == "og:site_name" or name in _SITE_NAME_METAS):
+                site_names.append(_squash(content))
+        elif tag == "title":
+            if doc_title is None:
+                doc_title = _first([el.text or "", *(child.tail or "" for child in el)])
+        elif tag == "h1":
+            text = _squash("".join(el.itertext()))
+            if text:
+                h1s.append(text)
+        elif canonical is None and get("rel") == "canonical":
+            canonical = _squash(get("href") or "") or None
     title = best_title(doc_title, og, h1s, site_names)
     titles = [t for t in dict.fromkeys((title, og, doc_title, *h1s)) if t]
 
-    canonical = _first(tree.xpath("//link[@rel='canonical']/@href"))
     if canonical:
         canonical = urljoin(url, canonical) if url else canonical
         if not canonical.startswith(("http://", "https://")):
             canonical = None
 
-    lang = _first(tree.xpath("/html/@lang")) or _first(
-        tree.xpath("//meta[@http-equiv='content-language' or @http-equiv='Content-Language']/@content")
-    )
-    source = _first(
-        tree.xpath("//meta[@name='ContentSource' or @name='contentsource' or @name='source']/@content")
-    )
-    return Head(title, titles, canonical, _head_date(tree, url), lang, source)
+    declared = _squash(tree.get("lang") or "") if tree.tag == "html" else ""
+    return Head(title, titles, canonical, _head_date(tree, url) if date else None, declared or lang, source)
 
 
-_SITE_NAME_XPATH = (
-    "/html/head/meta[@property='og:site_name' or @name='SiteName' or @name='sitename' or @name='site_name'"
-    " or @name='application-name']/@content"
-)
+#: The ``name`` values of a site-name meta in the head (besides ``og:site_name``).
+_SITE_NAME_METAS = ("SiteName", "sitename", "site_name", "application-name")
+
 
 #: The body's text nodes holding a metadata label (来源, 作者, 发布时间/日期, 发布机构, 发文机关,
 #: 发文字号, 成文日期, 索引号; Simplified or Traditional, labels spaced out to align a table or not).
@@ -705,6 +731,11 @@ def parse_date(value: str | None) -> str | None:
         if hh < 24 and mm < 60 and ss < 60:
             return f"{day.isoformat()}T{hh:02d}:{mm:02d}:{ss:02d}"
     return day.isoformat()
+
+
+def _stated_date(page_meta: dict[str, str]) -> str | None:
+    """The date the page's own labels state (发布日期, else 成文日期), parsed."""
+    return parse_date(page_meta.get("date")) or parse_date(page_meta.get("written"))
 
 
 def _head_date(tree: HtmlElement, url: str | None) -> str | None:

@@ -115,6 +115,18 @@ def test_a_label_paragraph_followed_by_link_paragraphs() -> None:
     assert kinds == [("guide.ofd", "ofd"), ("all.zip", "zip")]
 
 
+def test_file_links_found_among_many_links_whatever_their_case() -> None:
+    """Hrefs are screened all at once; a link whose lowercase is longer ("İ") must not shift
+    which link a hit belongs to."""
+    links = "".join(f"<a href='/news/{i}.html'>新闻{i}</a>" for i in range(40))
+    dotted = "İ" * 30
+    block = (
+        f"<p>{links}</p><p><a href='/{dotted}/x.html'>页面</a></p>"
+        "<p>附件：<a href='./Report.PDF'>年度报告</a></p>" + links
+    )
+    assert found(block) == [("https://kjt.example.gov.cn/tzgg/202405/Report.PDF", "年度报告", "pdf")]
+
+
 def test_a_link_in_the_body_text_is_an_attachment() -> None:
     block = "<p>请各单位下载<a href='/files/form-2024.doc'>项目申报表</a>，填写后报送。</p>"
     assert found(block) == [("https://kjt.example.gov.cn/files/form-2024.doc", "项目申报表", "doc")]

@@ -54,6 +54,43 @@ def test_text_and_metadata_of_a_portal_page() -> None:
     assert got.lang == "zh-Hans"
 
 
+def test_a_stated_date_spares_htmldate_and_an_unstated_one_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import crawler.extract as extract_module
+
+    asked: list[str | None] = []
+    real = extract_module._head_date
+
+    def counting(tree: object, url: str | None) -> str | None:
+        asked.append(url)
+        return real(tree, url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(extract_module, "_head_date", counting)
+    head = '<meta name="PubDate" content="2015-08-20">'
+    stated = extract(portal(head=head), "https://www.most.gov.cn/x/1.html")
+    assert stated.published_at == "2015-08-25" and asked == []  # the page's 日期 line decides
+    unstated = extract(portal(head=head, info="来源：科技部火炬中心"), "https://www.most.gov.cn/x/2.html")
+    assert unstated.published_at == "2015-08-20" and asked == ["https://www.most.gov.cn/x/2.html"]
+
+
+def test_head_metadata_in_one_pass() -> None:
+    """Every head field read as the page states it: the first non-empty of each, site names
+    from the head only, the html element's lang before an http-equiv one."""
+    html = """<html lang=" zh-CN "><head><title> </title><title>通知 - 科技厅</title>
+<meta property="og:title" content=" "><meta name="og:title" content="关于印发方案的通知">
+<meta property="og:site_name" content="某省科学技术厅"><meta http-equiv="Content-Language" content="en">
+<meta name="ContentSource" content="科技厅办公室"><link rel="canonical" href="">
+<link rel="canonical" href="/a/1.html"></head><body><meta name="SiteName" content="不在头部">
+<h1> </h1><h1>关于印发方案的<em>通知</em></h1><p>正文</p></body></html>"""
+    from crawler.extract import read_head
+
+    tree = parse_html(html)
+    assert tree is not None
+    head = read_head(tree, "https://kjt.example.gov.cn/b/2.html", date=False)
+    assert head.canonical == "https://kjt.example.gov.cn/a/1.html"
+    assert head.lang == "zh-CN" and head.source == "科技厅办公室" and head.date is None
+    assert "关于印发方案的通知" in head.titles and "通知 - 科技厅" in head.titles
+
+
 def test_agency_that_says_nothing_is_none() -> None:
     for empty in ("未知", "本站", ""):
         got = extract(portal(info=f"来源：{empty}　日期：2015-08-25"))
