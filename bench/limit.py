@@ -5,8 +5,11 @@
 * ``trafilatura``: ``trafilatura.extract(text)`` with its defaults over the decoded article pages,
   the call a straightforward Scrapy spider makes; one process per core. The bench's yardstick.
 * ``pipeline``: :func:`crawler.pipeline.process_page` over the same pages' bytes (decode, links,
-  our extraction and normalization, hash), what each embedded-crawl worker runs per article.
-  The gap between this and the embedded crawl is the crawl's own overhead.
+  our extraction and normalization, hash), what each embedded-crawl worker runs per article,
+  with the extraction plans a crawl would have (learned from the first pages before the clock,
+  then fixed; sampled checks still run trafilatura). The gap between this and the embedded
+  crawl is the crawl's own overhead. Afterwards, the parent times the stages of a sample of
+  fast-path pages one by one (CPU time): where a served page's milliseconds go.
 
 Runs in its own process so that the bench measures its CPU and memory like every other run.
 """
@@ -19,9 +22,17 @@ import multiprocessing
 import pickle
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 _PAGES: list[dict[str, Any]] = []
+#: The plans each worker uses, per (host:port): learned in the parent before the pool forks.
+_ORDERS: dict[str, Any] = {}
+#: Pages of a template processed in the parent once it has a plan (checks widen the plan's
+#: layout elements and lengths, as in a crawl's first pages); then the template is learned.
+WIDEN_PAGES = 100
+#: Fast-path pages whose stages are timed one by one after the run.
+STAGE_SAMPLE = 300
 
 
 def _load(path: str) -> None:
@@ -30,27 +41,102 @@ def _load(path: str) -> None:
         _PAGES = pickle.load(handle)
 
 
-def _trafilatura(index: int) -> int:
+def _trafilatura(index: int) -> tuple[int, str | None, float]:
     import trafilatura
 
+    started = time.process_time()
     text = trafilatura.extract(_PAGES[index]["text"])
-    return len(text or "")
+    return len(text or ""), None, time.process_time() - started
 
 
-def _pipeline(index: int) -> int:
+def _job(page: dict[str, Any], orders: Any) -> Any:
     from crawler.links import PageKind
-    from crawler.pipeline import PageJob, process_page
+    from crawler.pipeline import PageJob
 
-    page = _PAGES[index]
-    job = PageJob(
+    return PageJob(
         url=page["url"],
         final_url=page["url"],
         body=page["body"],
         kind=PageKind.ARTICLE,
         http_charset=page["charset"],
+        source="bench",
+        keep_shingles=False,  # as the crawl asks its extraction processes
+        plans=orders,
     )
+
+
+def _pipeline(index: int) -> tuple[int, str | None, float]:
+    """The page's text length, its plan event, and the CPU seconds process_page took."""
+    from crawler.pipeline import process_page
+    from crawler.plans import host_of
+
+    page = _PAGES[index]
+    job = _job(page, _ORDERS.get(host_of(page["url"])))
+    started = time.process_time()
     outcome = process_page(job)
-    return len(outcome.document.text) if outcome.document else 0
+    spent = time.process_time() - started
+    event = outcome.plan_report.event if outcome.plan_report else None
+    return (len(outcome.document.text) if outcome.document else 0), event, spent
+
+
+def learn_plans(pages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The plans a crawl has after its first pages: each template's pages through process_page
+    with a plan book, every report recorded (learning, widening, retiring), until the template
+    has no plan to be learned or :data:`WIDEN_PAGES` pages went through its plan."""
+    from crawler.pipeline import process_page
+    from crawler.plans import PlanBook, host_of, template_of
+
+    book = PlanBook()
+    served: Counter[tuple[str, str]] = Counter()
+    for page in pages:
+        host, template = host_of(page["url"]), template_of(page["url"])
+        orders = book.orders("bench", host)
+        if template in orders.settled or served[host, template] >= WIDEN_PAGES:
+            continue
+        outcome = process_page(_job(page, orders))
+        if outcome.plan_report is not None:
+            book.record("bench", host, outcome.plan_report)
+            served[host, template] += template in orders.active
+    return {host_of(p["url"]): book.orders("bench", host_of(p["url"])) for p in pages}
+
+
+def time_stages(pages: list[dict[str, Any]], orders: dict[str, Any]) -> dict[str, Any]:
+    """CPU milliseconds (mean) of each stage of process_page on fast-path pages (served by a plan
+    without a check), timed one by one on up to :data:`STAGE_SAMPLE` of them."""
+    from crawler.decode import decode_html
+    from crawler.dedup import Fingerprint
+    from crawler.links import extract_links_capped
+    from crawler.pipeline import process_page
+    from crawler.plans import PlanReport, extract_planned, host_of
+
+    clock = time.thread_time
+    totals = {"decode": 0.0, "links": 0.0, "extraction": 0.0, "fingerprint": 0.0, "process_page": 0.0}
+    timed = 0
+    for page in pages:
+        if timed >= STAGE_SAMPLE:
+            break
+        job = _job(page, orders.get(host_of(page["url"])))
+        heard: list[PlanReport] = []
+        started = clock()
+        decoded = decode_html(job.body, job.http_charset, None)
+        decoded_at = clock()
+        extract_links_capped(decoded.text, job.final_url, limit=job.max_links)
+        linked_at = clock()
+        extraction = extract_planned(decoded.text, job.final_url, job.plans, heard.append)
+        extracted_at = clock()
+        Fingerprint.of(extraction.text, keep_shingles=False)
+        done = clock()
+        if not heard or heard[0].event != "served":
+            continue
+        whole = clock()
+        process_page(job)
+        totals["process_page"] += clock() - whole
+        totals["decode"] += decoded_at - started
+        totals["links"] += linked_at - decoded_at
+        totals["extraction"] += extracted_at - linked_at
+        totals["fingerprint"] += done - extracted_at
+        timed += 1
+    return {"pages": timed, **{k: round(1000 * v / timed, 3) if timed else None for k, v in totals.items()}}
 
 
 def _warm(mode: str) -> None:
@@ -59,15 +145,36 @@ def _warm(mode: str) -> None:
 
 
 def run(path: str, mode: str, workers: int) -> dict[str, Any]:
+    global _ORDERS
     _load(path)
-    func = _trafilatura if mode == "trafilatura" else _pipeline
+    if mode == "pipeline":
+        _ORDERS = learn_plans(_PAGES)
     ctx = multiprocessing.get_context("fork")  # children inherit the pages: no pickling per task
+    events: Counter[str | None] = Counter()
     with ctx.Pool(workers, initializer=_warm, initargs=(mode,)) as pool:
         pool.map(_noop, range(workers))  # wait for the workers to be up and warm
         started = time.monotonic()
-        chars = sum(pool.imap_unordered(func, range(len(_PAGES)), chunksize=8))
+        chars, cpu = 0, 0.0
+        func = _trafilatura if mode == "trafilatura" else _pipeline
+        for length, event, spent in pool.imap_unordered(func, range(len(_PAGES)), chunksize=8):
+            chars += length
+            cpu += spent
+            events[event] += 1
         elapsed = time.monotonic() - started
-    return {"mode": mode, "workers": workers, "pages": len(_PAGES), "elapsed": elapsed, "chars": chars}
+    result = {
+        "mode": mode,
+        "workers": workers,
+        "pages": len(_PAGES),
+        "elapsed": elapsed,
+        "chars": chars,
+        # CPU inside the call itself, summed over the pages (the process tree's CPU also holds
+        # loading the pages and, for the pipeline, learning the plans before the clock)
+        "call_cpu_ms": 1000 * cpu / len(_PAGES) if _PAGES else 0.0,
+    }
+    if mode == "pipeline":
+        result["plan_events"] = {str(k): v for k, v in events.items()}
+        result["fast_path_ms"] = time_stages(_PAGES, _ORDERS)
+    return result
 
 
 def _noop(_: int) -> None:

@@ -375,6 +375,10 @@ class Bench:
             data = json.loads(out.read_text())
             result.pages = result.articles = int(data["pages"])
             result.extra["chars"] = data["chars"]
+            result.extra["call_cpu_ms"] = data["call_cpu_ms"]
+            if "plan_events" in data:
+                result.extra["plan_events"] = data["plan_events"]
+                result.extra["fast_path_ms"] = data["fast_path_ms"]
             return float(data["elapsed"])
 
         return self.measure(RunResult("limit" if mode == "trafilatura" else "pipeline", round_), body)
@@ -671,6 +675,20 @@ def medians(results: list[RunResult]) -> dict[str, dict[str, Any]]:
             out[name]["char_f1"] = statistics.median(q["char_f1"] for q in scored)
             out[name]["leak_share"] = statistics.median(q["leak_share"] for q in scored)
             out[name]["scored_documents"] = statistics.median(q["documents"] for q in scored)
+        calls = [r.extra["call_cpu_ms"] for r in ok if "call_cpu_ms" in r.extra]
+        if calls:
+            out[name]["call_cpu_ms"] = statistics.median(calls)
+        staged = [r.extra["fast_path_ms"] for r in ok if r.extra.get("fast_path_ms", {}).get("pages")]
+        if staged:
+            # process_page on the bench web with the plans a crawl has, and its stages on a
+            # fast-path page (median round per stage)
+            out[name]["fast_path_ms"] = {
+                key: statistics.median(s[key] for s in staged) for key in staged[0] if key != "pages"
+            }
+            events = [r.extra["plan_events"] for r in ok]
+            out[name]["pipeline_served_share"] = statistics.median(
+                e.get("served", 0) / max(1, sum(e.values())) for e in events
+            )
         archived = [r.extra["archive_bytes"] / r.pages for r in ok if r.pages and "archive_bytes" in r.extra]
         if archived:
             out[name]["archive_bytes_per_page"] = statistics.median(archived)
@@ -697,6 +715,14 @@ def targets(summary: dict[str, dict[str, Any]], scale_check: dict[str, Any] | No
     add("embedded >= 3x Scrapy", ratio(summary, "embedded", "scrapy"), 3.0)
     add("embedded >= 0.6x two-core extraction limit", ratio(summary, "embedded", "limit"), 0.6)
     add("distributed >= 2x Scrapy", ratio(summary, "distributed", "scrapy"), 2.0)
+    pipeline = summary.get("pipeline", {})
+    per_page = pipeline.get("call_cpu_ms") if pipeline.get("ok") else None
+    add("process_page <= 3 ms CPU per page (pipeline, plans)", per_page, 3.0, at_most=True, unit="ms")
+    fast = pipeline.get("fast_path_ms", {}).get("extraction") if pipeline.get("ok") else None
+    add("extraction <= 1 ms CPU on a fast-path page", fast, 1.0, at_most=True, unit="ms")
+    embedded = summary.get("embedded", {})
+    share = embedded.get("fast_path_share") if embedded.get("ok") else None
+    add("fast-path share >= 90% of the article pages (embedded)", share, 0.9, unit="share")
     ours = [summary[n]["peak_mb"] for n in ("embedded", "distributed") if summary.get(n, {}).get("ok")]
     add("peak memory <= 300 MB per process", max(ours) if ours else None, 300.0, at_most=True, unit="MB")
     growth = scale_check.get("growth") if scale_check else None
@@ -781,6 +807,17 @@ def print_report(
                 f"{name}: extraction plans served {s['fast_path_share']:.1%} of the article pages "
                 f"without trafilatura; {s['plan_mismatches']} mismatch(es) caught by checks"
             )
+    pipeline = summary.get("pipeline", {})
+    if pipeline.get("ok") and pipeline.get("fast_path_ms"):
+        stages = pipeline["fast_path_ms"]
+        console.print(
+            f"pipeline: process_page {pipeline['call_cpu_ms']:.2f} ms CPU per page (trafilatura.extract "
+            f"{summary.get('limit', {}).get('call_cpu_ms', float('nan')):.2f}); plans served "
+            f"{pipeline['pipeline_served_share']:.1%} of the pages; on a fast-path "
+            f"page (CPU ms, one by one): process_page {stages['process_page']:.2f} = decode "
+            f"{stages['decode']:.2f} + links {stages['links']:.2f} + extraction {stages['extraction']:.2f} "
+            f"+ fingerprint {stages['fingerprint']:.2f} (+ the rest)"
+        )
     for name in ("embedded", "noplans", "distributed"):
         s = summary.get(name, {})
         if s.get("ok") and s.get("char_f1") is not None:

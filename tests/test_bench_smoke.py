@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_bench_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    argv = [sys.executable, "-m", "bench", "--pages", "30", "--rounds", "1", "--only", "limit,embedded"]
+    argv = [sys.executable, "-m", "bench", "--pages", "30", "--rounds", "1", "--only", "limit,pipeline,embedded"]
     argv += ["--json", str(out), "--timeout", "45"]
     run = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=55)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -50,7 +50,13 @@ def test_bench_runs_end_to_end_and_writes_json(tmp_path: Path) -> None:
     assert 0 < embedded["peak_mb"] < 1000
     assert {"crawl main", "pool worker"} <= set(embedded["peak_mb_by_role"])
     assert {t["target"] for t in report["targets"]} >= {"embedded >= 0.6x two-core extraction limit"}
-    assert sorted(r["name"] for r in report["runs"]) == ["embedded", "limit"]
+    assert sorted(r["name"] for r in report["runs"]) == ["embedded", "limit", "pipeline"]
+    pipeline = summary["pipeline"]
+    assert pipeline["ok"] and pipeline["articles"] == meta["articles"]
+    assert 0 < pipeline["call_cpu_ms"] and 0 <= pipeline["pipeline_served_share"] <= 1
+    stages = pipeline["fast_path_ms"]  # a plan is learned on a 45-page web and serves pages
+    assert 0 < stages["extraction"] < stages["process_page"]
+    assert "extraction <= 1 ms CPU on a fast-path page" in run.stdout
     assert "embedded >= 0.6x two-core extraction limit" in run.stdout  # the PASS/FAIL lines
 
 
