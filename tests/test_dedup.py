@@ -9,6 +9,8 @@ import threading
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crawler import neardup_eval
 from crawler.dedup import (
@@ -320,3 +322,23 @@ def test_a_threshold_of_one_keeps_only_exact_duplicates() -> None:
     strict = replace(DEFAULT_PARAMS, threshold=1.0)
     result = neardup_eval.evaluate(items, strict, seeds=1)
     assert result.precision == 1.0 and result.traditional_recall == 1.0 and result.recall < 0.9
+
+
+_WIDTH_ALPHABET = st.sampled_from(
+    [chr(c) for c in (*range(0xFF00, 0xFFF0), 0x3000, 0x2026, 0xA0, 0x301, 0x308, 0x3099, 0x304B)]
+    + [chr(c) for c in (0x41, 0x65, 0x1100, 0x1161, 0xAC00, 0x2460, 0x4E00, 0x2F00, 0x8AAA)]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(_WIDTH_ALPHABET, max_size=16) | st.text(max_size=16))
+def test_dedup_key_folds_widths_exactly_as_nfkc(text: str) -> None:
+    """The full-width table applied before NFKC changes nothing NFKC alone would give, even
+    next to combining marks and jamo (the table only spares the normalizing pass)."""
+    import unicodedata
+
+    from crawler.dedup import _NOT_LETTER_OR_NUMBER, _script_fold_table
+    from crawler.normalize import strip_pinyin_readings
+
+    plain = unicodedata.normalize("NFKC", strip_pinyin_readings(text)).translate(_script_fold_table())
+    assert dedup_key(text) == _NOT_LETTER_OR_NUMBER.sub("", plain)
