@@ -313,3 +313,51 @@ def test_garble_stats_on_the_samples_matches_the_plain_definition() -> None:
         texts += [path.read_text(encoding="utf-8", errors="replace") for path in sorted(SAMPLES.glob("*"))]
     for text in texts:
         assert garble_stats(text) == _plain_garble_stats(text)
+
+
+def _garble_stats_by_hand(text: str) -> GarbleStats:
+    """The counts of garble_stats, one character at a time (the definition it must keep)."""
+    s = GarbleStats()
+    for ch in text:
+        cp = ord(ch)
+        if cp < 0x80 or ch.isspace():
+            continue
+        s.nonascii += 1
+        if (
+            0x4E00 <= cp <= 0x9FFF
+            or 0x3400 <= cp <= 0x4DBF
+            or 0xF900 <= cp <= 0xFAFF
+            or 0x20000 <= cp <= 0x3FFFF
+        ):
+            s.hanzi += 1
+            s.common_hanzi += ch in COMMON_HANZI
+        elif cp == 0xFFFD or 0xE000 <= cp <= 0xF8FF or 0x80 <= cp <= 0x9F or cp >= 0xF0000:
+            s.bad += 1
+        elif 0x370 <= cp <= 0x4FF:
+            s.greek_cyrillic += 1
+        elif 0x3040 <= cp <= 0x30FF:
+            s.kana += 1
+        elif 0xAC00 <= cp <= 0xD7AF:
+            s.hangul += 1
+        elif 0xFF61 <= cp <= 0xFF9F:
+            s.halfwidth_kana += 1
+    s.latin1_runs = sum(len(m) for m in re.findall("[\u00a1-\u00b6\u00b8-\u00ff]{4,}", text))
+    s.signatures = len(
+        re.findall("锟斤拷|烫烫烫|屯屯屯|[ÃÂ][\u0080-\u00bf]|â€[\u0080-\u00bf™œ˜”“¦]|ï»¿", text)
+    )
+    return s
+
+
+_GARBLE_ALPHABET = st.sampled_from(
+    list("锟斤拷烫屯的人一是科技部ÃÂâ€™œ˜”“¦ï»¿©éÖÐÎÄ·\u00a0\u0085 a\n")
+    + [
+        chr(c)
+        for c in (0x3400, 0xF900, 0x20000, 0x40000, 0xFFFD, 0xE000, 0x3B1, 0x430, 0x3042, 0xAC00, 0xFF71)
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(_GARBLE_ALPHABET, max_size=40) | st.text(max_size=40))
+def test_garble_stats_counts_what_a_character_by_character_count_gives(text: str) -> None:
+    assert garble_stats(text) == _garble_stats_by_hand(text)
