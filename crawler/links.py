@@ -73,46 +73,80 @@ def extract_links_capped(
         origin: tuple[str, str] | None = urlsplit(base)[:2]  # (scheme, host): the cache's key
     except ValueError:
         origin = None
+    known = _origin_cache(origin, max_url_length)
     for href in dict.fromkeys(h.strip() for h in candidates):  # menus repeat their links
-        if not href or href.lower().startswith(_SKIP_SCHEMES):
+        url = known.get(href, _UNKNOWN)
+        if url is _UNKNOWN and (not href or href.lower().startswith(_SKIP_SCHEMES)):
+            url = _SKIPPED  # a decision that depends on the href alone
+            _remember(known, href, url)
+        if url is _SKIPPED:
             continue
         if limit is not None and len(links) >= limit:
             dropped += 1
             continue
-        url = _canonical_link(base, origin, href, max_url_length)
-        if url is not None and url not in seen:
+        if url is _UNKNOWN:
+            url = _canonical_link(base, origin, href, max_url_length, known)
+        if isinstance(url, str) and url not in seen:
             seen.add(url)
             links.append(url)
     return links, dropped
 
 
-#: Canonical links by (base scheme, base host, href, length limit) for hrefs that only depend on
-#: the base's origin: pages of one site repeat their menus, footers and link lists, so most of a
-#: page's links were already resolved and canonicalized on an earlier page (measured on the bench
-#: web: 1.5 of 2.1 ms per page in ``extract_links`` went to ``urljoin`` and ``canonicalize``).
-#: ``None`` is an invalid link. Bounded: cleared when full.
-_LINK_CACHE: dict[tuple[str, str, str, int], str | None] = {}
+#: Canonical links per (base scheme, base host, length limit), by href, for hrefs that only depend
+#: on the base's origin: pages of one site repeat their menus, footers and link lists, so most of
+#: a page's links were already resolved and canonicalized on an earlier page (measured on the
+#: bench web: 1.5 of 2.1 ms per page in ``extract_links`` went to ``urljoin`` and
+#: ``canonicalize``). A value is the canonical URL, ``None`` for an invalid link, or
+#: :data:`_SKIPPED` for an href that is never followed (any href: that does not depend on the
+#: base). Bounded: cleared when full.
+_LINK_CACHE: dict[tuple[str, str, int], dict[str, object]] = {}
+_LINK_CACHE_SIZE: list[int] = [0]
 LINK_CACHE_SIZE = 4096
+_UNKNOWN, _SKIPPED = object(), object()
 #: An absolute http(s) href, or one from the site root ("/a", "//host/a"): ``urljoin`` reads only
 #: the base's scheme and host for these (a relative href also needs the base's path, and so does
 #: one whose authority is empty, "//" or "http://?q": it resolves to the base's own path).
 _ORIGIN_ONLY = re.compile(r"/(?!/)|//[^/?#]|https?://[^/?#]", re.IGNORECASE)
 
 
-def _canonical_link(base: str, origin: tuple[str, str] | None, href: str, max_url_length: int) -> str | None:
+def _origin_cache(origin: tuple[str, str] | None, max_url_length: int) -> dict[str, object]:
+    """The cache of a base origin's links (a throwaway dict when the base has none)."""
+    if origin is None:
+        return {}
+    return _LINK_CACHE.setdefault((*origin, max_url_length), {})
+
+
+def _remember(known: dict[str, object], href: str, value: object) -> None:
+    if _LINK_CACHE_SIZE[0] >= LINK_CACHE_SIZE:
+        for cache in _LINK_CACHE.values():
+            cache.clear()  # ``known`` may be one of them: it stays the origin's cache
+        _LINK_CACHE_SIZE[0] = 0
+    known[href] = value
+    _LINK_CACHE_SIZE[0] += 1
+
+
+def link_cache_size() -> int:
+    """Entries held by the link cache (bounded by :data:`LINK_CACHE_SIZE`)."""
+    return sum(len(cache) for cache in _LINK_CACHE.values())
+
+
+def _canonical_link(
+    base: str,
+    origin: tuple[str, str] | None,
+    href: str,
+    max_url_length: int,
+    known: dict[str, object] | None = None,
+) -> str | None:
     """``canonicalize(resolve(base, href))``, or ``None`` for an invalid link; cached per origin
-    (``origin``: the base's scheme and host, as ``urlsplit`` reads them)."""
-    if origin is None or _ORIGIN_ONLY.match(href) is None:
-        return _resolve_link(base, href, max_url_length)
-    key = (*origin, href, max_url_length)
-    try:
-        return _LINK_CACHE[key]
-    except KeyError:
-        pass
+    (``origin``: the base's scheme and host, as ``urlsplit`` reads them; ``known``: its cache)."""
+    if known is None:
+        known = _origin_cache(origin, max_url_length)
+    cached = known.get(href, _UNKNOWN)
+    if cached is None or isinstance(cached, str):
+        return cached
     url = _resolve_link(base, href, max_url_length)
-    if len(_LINK_CACHE) >= LINK_CACHE_SIZE:
-        _LINK_CACHE.clear()
-    _LINK_CACHE[key] = url
+    if origin is not None and cached is _UNKNOWN and _ORIGIN_ONLY.match(href) is not None:
+        _remember(known, href, url)
     return url
 
 

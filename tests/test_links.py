@@ -201,9 +201,11 @@ def test_link_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(links, "LINK_CACHE_SIZE", 5)
     links._LINK_CACHE.clear()
-    page = "".join(f'<a href="/p{i}.html">{i}</a>' for i in range(12))
+    links._LINK_CACHE_SIZE[0] = 0
+    page = "".join(f'<a href="/p{i}.html">{i}</a><a href="javascript:f({i})">{i}</a>' for i in range(12))
     assert extract_links(page, "http://a.test/") == [f"http://a.test/p{i}.html" for i in range(12)]
-    assert len(links._LINK_CACHE) <= 5
+    assert 0 < links.link_cache_size() <= 5  # skipped hrefs are entries too
+    assert extract_links(page, "http://a.test/") == [f"http://a.test/p{i}.html" for i in range(12)]
     links._LINK_CACHE.clear()
 
 
