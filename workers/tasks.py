@@ -381,8 +381,8 @@ class ClusterPorts:
         first = [c.url for c in children if run is None or not c.per_run]
         per_run = [c.url for c in children if run is not None and c.per_run]
         depth = {c.url: c.depth for c in children}
-        claimed_first = state.claim_many(first)
-        claimed_per_run = state.claim_for_run(source_id, run, per_run) if run is not None and per_run else []
+        # One round trip for all of them (a page's links are claimed together).
+        claimed_first, claimed_per_run = state.claim_links(first, source_id, run, per_run)
         unsent: set[str] = set()
         if self.redelivered:
             # An earlier delivery of this very visit may have claimed links and died before
@@ -436,6 +436,8 @@ class ClusterPorts:
             # worker's slot comes back after that, not after the task's time limit.
             lease=self.rt.limits.page_deadline + delay + SLOT_LEASE_GRACE,
             holder=holder,
+            # A grant with no wait records the actual start too: no separate go() round trip.
+            go=True,
         )
         if not grant.granted:
             # Not our turn for a while: free the worker and come back about when it will be
@@ -445,18 +447,21 @@ class ClusterPorts:
                 return Turn(later=max(0.0, grant.wait - DEFER_EARLY))
             return Turn(later=grant.wait * random.uniform(0.5, 1.5))
         try:
-            if grant.wait > 0:
-                await asyncio.sleep(grant.wait)
-            await start_request(state, host, delay)
+            if not grant.started:
+                if grant.wait > 0:
+                    await asyncio.sleep(grant.wait)
+                await start_request(state, host, delay)
         except BaseException:
             state.release(host, grant.token)
             raise
         return Turn(release=lambda: state.release(host, grant.token))
 
     async def hop(self, host: str, *, delay: float) -> None:
-        wait = self.rt.state.reserve(host, delay=delay)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        grant = self.rt.state.reserve(host, delay=delay, go=True)
+        if grant.started:
+            return
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
         await start_request(self.rt.state, host, delay)
 
     # Budget
