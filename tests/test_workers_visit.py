@@ -111,9 +111,9 @@ def _publish(rt: Runtime, source: Source) -> Source:
     return source
 
 
-def _visit(rt: Runtime, url: str, *, retried: bool = False, **fields: Any) -> str:
+def _visit(rt: Runtime, url: str, *, retried: bool = False, redelivered: bool = False, **fields: Any) -> str:
     visit = Visit(url, fields.pop("source_id", "t"), fields.pop("depth", 0), **fields)
-    return rt.run(visit_page(rt, visit, retried=retried)).status
+    return rt.run(visit_page(rt, visit, retried=retried, redelivered=redelivered)).status
 
 
 def _queued(client: redis.Redis) -> list[tuple[list[Any], dict[str, Any]]]:
@@ -330,14 +330,16 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
 ) -> None:
     """A page whose visit never finishes (its worker process dies each time: a C-level crash
     in extraction, the out-of-memory killer) is delivered again by task_reject_on_worker_lost;
-    the deliveries that started and never finished are counted in Redis, and past
-    ``max_deliveries`` the visit gives up and records the page instead of fetching it again."""
+    the redeliveries that started and never finished are counted in Redis (the first delivery
+    is not: its redelivery counts it), and past ``max_deliveries`` the visit gives up and
+    records the page instead of fetching it again."""
     _publish(runtime, _source(site))
     url = site.url("t", "/b.html")
     site.request_log.clear()
-    for _ in range(runtime.config.max_deliveries):  # earlier deliveries that died mid-visit
+    # The first delivery died uncounted; the redeliveries that died after it counted themselves.
+    for _ in range(runtime.config.max_deliveries - 1):
         runtime.state.start_delivery(url)
-    assert _visit(runtime, url, depth=1, attempt=0) == "worker_lost"
+    assert _visit(runtime, url, depth=1, attempt=0, redelivered=True) == "worker_lost"
     assert _requests(site, "/b.html") == 0
     with open_store(runtime.settings.database_url) as store:
         state = store.get_url(url)
@@ -348,6 +350,22 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
     runtime.state.start_delivery(other)
     runtime.state.finish_delivery(other)
     assert _visit(runtime, other, depth=1) == "fetched"
+
+
+def test_only_redeliveries_are_counted_and_one_short_of_the_limit_still_visits(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    """The poison guard's count costs a first delivery nothing (no Redis key is written), and
+    a redelivery that finishes leaves no count behind; at ``max_deliveries`` deliveries (the
+    first and the redeliveries, this one included) the page is still visited."""
+    _publish(runtime, _source(site))
+    first, again = site.url("t", "/a.html"), site.url("t", "/b.html")
+    assert _visit(runtime, first, depth=1) == "fetched"
+    assert not [k for k in client.scan_iter(match="*starts:*")]
+    for _ in range(runtime.config.max_deliveries - 2):  # redeliveries that died too
+        runtime.state.start_delivery(again)
+    assert _visit(runtime, again, depth=1, redelivered=True) == "fetched"
+    assert not [k for k in client.scan_iter(match="*starts:*")]
 
 
 def _visit_while_the_store_fails(

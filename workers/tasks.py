@@ -562,11 +562,18 @@ def visit_ports(rt: Runtime, *, redelivered: bool) -> VisitPorts:
     )
 
 
-async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> VisitResult:
+async def visit_page(
+    rt: Runtime, visit: Visit, *, retried: bool = False, redelivered: bool = False
+) -> VisitResult:
     """Visit one page (see the module docstring). Raises only for infrastructure failures.
 
     ``retried``: this message is a retry of one that did not finish (an infrastructure failure
-    may have cut it short after its links were claimed and before they were queued)."""
+    may have cut it short after its links were claimed and before they were queued).
+    ``redelivered``: the broker delivers this message again (kombu marks a message it restores
+    after its worker died, or after the visibility timeout): its earlier deliveries never
+    finished. Only such deliveries are counted in Redis (the poison guard): a first delivery
+    that dies is the one count its redelivery adds, so the usual first delivery that finishes
+    costs no round trip for it."""
     state, store = rt.state, rt.store
     source = rt.sources.get(visit.source_id)
     if source is None:
@@ -576,7 +583,7 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Vis
     previous = store.get_url(visit.url)
     if already_done(previous, visit.since):
         return VisitResult("skipped")
-    deliveries = state.start_delivery(visit.url)
+    deliveries = (state.start_delivery(visit.url) + 1) if redelivered else 1
     try:
         if deliveries > rt.config.max_deliveries:
             log.error("giving up %s: %d deliveries never finished", visit.url, deliveries - 1)
@@ -588,7 +595,8 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Vis
         ports = visit_ports(rt, redelivered=deliveries > 1 or retried)
         return await run_visit(visit, source, rt.sources.scope(source), previous, ports)
     finally:
-        state.finish_delivery(visit.url)
+        if redelivered:
+            state.finish_delivery(visit.url)
 
 
 async def download_attachment(rt: Runtime, visit: AttachmentVisit) -> VisitResult:
@@ -668,7 +676,8 @@ def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         )
 
     retried = bool(self.request.retries) or visit.recovering
-    work = visit_page(rt, visit, retried=retried)
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    work = visit_page(rt, visit, retried=retried, redelivered=redelivered)
     # A retried visit that is put off (its host is busy) is sent as a new message: it keeps the
     # mark, or the links an earlier delivery claimed and never queued would be lost.
     carried = replace(visit, recovering=True) if retried else visit
