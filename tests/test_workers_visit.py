@@ -415,3 +415,26 @@ def test_a_retried_visit_follows_the_redirect_an_outage_kept_it_from_storing(
         state = store.get_url(moved)
         assert state is not None and state.content_hash
         assert store.get_document(state.content_hash) is not None
+
+
+def test_a_message_the_broker_gives_back_reaches_the_task_marked_redelivered(runtime: Runtime) -> None:
+    """The poison guard counts only redelivered messages: a message rejected by a worker that
+    lost its pool child (task_reject_on_worker_lost: requeued) comes back marked so, and the
+    task's request says it (what fetch_page reads); a first delivery is not marked."""
+    from celery.worker.request import Request
+    from kombu import Consumer, Queue
+
+    from workers.app import send_fetch
+
+    app = runtime.sender
+    send_fetch(Visit("http://t.test/a", "t", 1), via=app)
+    seen: list[bool] = []
+    with app.connection_for_read() as conn, conn.channel() as channel:
+        got: list[Any] = []
+        with Consumer(channel, [Queue(CRAWL_QUEUE)], callbacks=[lambda _, m: got.append(m)], accept=["json"]):
+            for _ in range(2):
+                conn.drain_events(timeout=5)
+                message = got.pop()
+                seen.append(bool(Request(message, app=app).delivery_info.get("redelivered")))
+                message.reject(requeue=True)  # what the worker does when the pool child died
+    assert seen == [False, True]
