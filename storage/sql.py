@@ -776,6 +776,8 @@ class Store:
         except (OSError, SQLAlchemyError, ImportError) as exc:
             raise StorageError(self._describe(f"opening the store on {self.safe_url}", exc)) from None
         self._pid = os.getpid()
+        #: This thread's pinned connection, if any (see :meth:`pinned`).
+        self._pin = threading.local()
         try:
             self._ensure_schema()
         except StorageError:
@@ -833,12 +835,55 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(self._describe(f"{action} on {self.safe_url}", exc)) from exc
 
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run this thread's calls on one connection until the block ends (PostgreSQL; nothing
+        changes on SQLite). A Celery task's store calls are a few short ones: each checked out a
+        connection (a liveness ping: a round trip) and each read ran in a transaction of its own
+        (BEGIN and ROLLBACK: two more). Pinned, a task pings once, on its first call, and reads
+        run without a transaction (a single SELECT sees committed data). Every write is still
+        its own transaction, committed before its call returns: nothing else changes."""
+        if self.dialect != "postgresql" or getattr(self._pin, "active", False):
+            yield
+            return
+        self._pin.active = True
+        try:
+            yield
+        finally:
+            conn: Connection | None = getattr(self._pin, "conn", None)
+            self._pin.active, self._pin.conn = False, None
+            if conn is not None:
+                with self._errors("returning a connection"):
+                    conn.close()
+
+    def _pinned(self, autocommit: bool) -> Connection | None:
+        """This thread's pinned connection (checked out on first use), set for reads without a
+        transaction (``autocommit``) or for a write transaction; None when not pinned."""
+        if not getattr(self._pin, "active", False):
+            return None
+        conn: Connection | None = getattr(self._pin, "conn", None)
+        if conn is None:
+            conn = self._pin.conn = self._get_engine().connect()
+            self._pin.autocommit = False
+        if self._pin.autocommit != autocommit:
+            if conn.in_transaction():  # a read's (no-op) transaction, or a failed write's
+                conn.rollback()
+            # psycopg's autocommit attribute: set locally, no round trip.
+            level = "AUTOCOMMIT" if autocommit else conn.default_isolation_level
+            conn.execution_options(isolation_level=level)
+            self._pin.autocommit = autocommit
+        return conn
+
     def _write(self, action: str, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one write transaction; retry if PostgreSQL aborted it as a deadlock."""
         with self._errors(action), self._lock:
             engine = self._get_engine()
             for attempt in range(_WRITE_RETRIES):
                 try:
+                    pinned = self._pinned(autocommit=False)
+                    if pinned is not None:
+                        with pinned.begin():
+                            return work(pinned)
                     with engine.connect() as conn:
                         conn.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                         with conn.begin():
@@ -852,8 +897,15 @@ class Store:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, action: str, work: Callable[[Connection], T]) -> T:
-        with self._errors(action), self._lock, self._get_engine().connect() as conn:
-            return work(conn)
+        with self._errors(action), self._lock:
+            pinned = self._pinned(autocommit=True)
+            if pinned is not None:
+                try:
+                    return work(pinned)
+                finally:
+                    pinned.rollback()  # ends the autobegun (no-op) transaction: no round trip
+            with self._get_engine().connect() as conn:
+                return work(conn)
 
     def _stream(self, action: str, stmt: Select[Any], batch_size: int) -> Iterator[Row[Any]]:
         """Yield rows of ``stmt`` in batches (a server-side cursor on PostgreSQL).

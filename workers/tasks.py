@@ -632,7 +632,9 @@ def _shell(
     a transient failure is retried with the visit's own countdown and attempt count; a visit
     whose host is busy is sent again (``send``) to come back at its turn."""
     try:
-        result = rt.run(work)
+        # One database connection for the whole visit (see Store.pinned).
+        with rt.store.pinned():
+            result = rt.run(work)
     except INFRA_ERRORS as exc:
         log.warning("infrastructure failure on %s (%s); retrying", message.url, exc)
         raise task.retry(
