@@ -438,3 +438,56 @@ def test_a_message_the_broker_gives_back_reaches_the_task_marked_redelivered(run
                 seen.append(bool(Request(message, app=app).delivery_info.get("redelivered")))
                 message.reject(requeue=True)  # what the worker does when the pool child died
     assert seen == [False, True]
+
+
+def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every command (or pipeline) this process sends to Redis."""
+    import redis.connection
+
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_pages_links_are_sent_in_one_round_trip_in_order(
+    runtime: Runtime, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.app import send_fetch, send_fetches
+
+    app = runtime.sender
+    send_fetch(Visit("http://t.test/first", "t", 0), via=app)  # connects and declares the queue
+    visits = [Visit(f"http://t.test/{n}", "t", 1, run=5.0, revisit=n % 2 == 0) for n in range(20)]
+    sent = _round_trips(monkeypatch)
+    send_fetches(visits, via=app)
+    assert sent[0] == 1
+    # Every message is a whole fetch_page message, in order (the queue pops from the right).
+    queued = _queued(client)[::-1][1:]
+    assert [Visit.from_message(tuple(args), kwargs) for args, kwargs in queued] == visits
+
+
+def test_links_whose_batch_failed_are_sent_again_one_by_one(
+    runtime: Runtime, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline that fails part way leaves delivery uncertain: every visit is sent again on
+    its own (with kombu's retries); a duplicate costs a skipped task, a loss would cost a page."""
+    from kombu.exceptions import BatchPublishError
+    from kombu.transport.redis import PublishBatch
+
+    from workers.app import send_fetches
+
+    def fail(self: PublishBatch) -> None:
+        self.pipeline.execute()  # it half worked: the messages are in the queue
+        raise BatchPublishError("Redis publish batch failed; delivery is uncertain")
+
+    monkeypatch.setattr(PublishBatch, "flush", fail)
+    visits = [Visit(f"http://t.test/{n}", "t", 1) for n in range(3)]
+    send_fetches(visits, via=runtime.sender)
+    urls = [args[0] for args, _ in _queued(client)]
+    # Each once from the batch that half worked, and once again on its own: none lost.
+    assert sorted(urls) == sorted(v.url for v in visits for _ in range(2))

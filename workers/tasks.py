@@ -94,6 +94,7 @@ from workers.app import (
     bounded_countdown,
     send_attachment,
     send_fetch,
+    send_fetches,
     visibility_timeout,
 )
 from workers.routing import CRAWL_SOURCE, FETCH_ATTACHMENT, FETCH_PAGE
@@ -413,8 +414,7 @@ class ClusterPorts:
         rt.store.add_queued(
             [UrlState(v.url, source_id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
         )
-        for child in queued:
-            send_fetch(child, via=rt.sender)
+        send_fetches(queued, via=rt.sender)
         return len(queued), not_due
 
     async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
@@ -730,11 +730,13 @@ def _resend_lost(rt: Runtime, source: Source, waiting: list[UrlState], now: date
         return 0
     stale_before = now - timedelta(seconds=visibility_timeout(rt.sender, rt.config))
     forgotten = rt.state.claim_many([s.url for s in waiting])
-    resent = 0
-    for state, unknown in zip(waiting, forgotten, strict=True):
-        if unknown or state.fetched_at is None or state.fetched_at < stale_before:
-            send_fetch(Visit(state.url, source.id, state.depth), via=rt.sender)
-            resent += 1
+    lost = [
+        Visit(state.url, source.id, state.depth)
+        for state, unknown in zip(waiting, forgotten, strict=True)
+        if unknown or state.fetched_at is None or state.fetched_at < stale_before
+    ]
+    send_fetches(lost, via=rt.sender)
+    resent = len(lost)
     if resent:
         log.warning("%s: %d queued URL(s) had lost their message; sent again", source.id, resent)
     return resent
@@ -772,18 +774,22 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
     rt.state.note_run(source.id, run)
     for raw, exc in plan.invalid:
         store.record_url(failure_record(raw, source.id, 0, exc))
-    queued = 0
-    for url, ok in zip(plan.starts, rt.state.claim_for_run(source.id, run, plan.starts), strict=True):
-        if ok:
-            send_fetch(Visit(url, source.id, 0, run=run, revisit=True), via=rt.sender)
-            queued += 1
+    starting = [
+        Visit(url, source.id, 0, run=run, revisit=True)
+        for url, ok in zip(plan.starts, rt.state.claim_for_run(source.id, run, plan.starts), strict=True)
+        if ok
+    ]
+    send_fetches(starting, via=rt.sender)
+    queued = len(starting)
     # Claimed for the run like list pages, so that a redelivered message does not queue them twice.
-    resumed = 0
     claimed = rt.state.claim_for_run(source.id, run, [s.url for s in plan.resumed])
-    for state, ok in zip(plan.resumed, claimed, strict=True):
-        if ok:
-            send_fetch(Visit(state.url, source.id, state.depth, run=run, revisit=True), via=rt.sender)
-            resumed += 1
+    resuming = [
+        Visit(state.url, source.id, state.depth, run=run, revisit=True)
+        for state, ok in zip(plan.resumed, claimed, strict=True)
+        if ok
+    ]
+    send_fetches(resuming, via=rt.sender)
+    resumed = len(resuming)
     starts = set(plan.starts)
     lost = [s for s in waiting if s.error_reason != OverBudget.reason and s.url not in starts]
     resumed += _resend_lost(rt, source, lost, now)
