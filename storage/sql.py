@@ -727,7 +727,9 @@ class _Statements:
             (excluded.attempts > urls.c.attempts, excluded.attempts), else_=urls.c.attempts
         )
         self.upsert_urls = url_insert.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
-        self.queue_urls = upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
+        self.queue_urls = (
+            upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url]).returning(urls.c.url)
+        )
         self.get_url = select(urls).where(urls.c.url == url)
         self.get_urls = select(urls).where(urls.c.url.in_(bindparam("urls", expanding=True)))
         # PostgreSQL: a new story, its LSH bands and its signature in one statement (one round
@@ -1574,16 +1576,20 @@ class Store:
         rows = [merged[url] for url in sorted(merged)]
         conn.execute(self._sql.upsert_urls, rows)
 
-    def add_queued(self, states: Sequence[UrlState]) -> None:
+    def add_queued(self, states: Sequence[UrlState]) -> set[str]:
         """Record URLs as queued unless they have a state already (insert-if-absent): the
         database, not only the broker, knows every URL a crawl has sent to be visited, so that
         a message the broker loses (a restart without persistence, a worker killed at the wrong
-        moment) can be sent again by the next run."""
+        moment) can be sent again by the next run. Returns the URLs recorded by this call (the
+        others had a state)."""
         if not states:
-            return
+            return set()
         rows = [_state_to_row(state) for state in {s.url: s for s in states}.values()]
         rows.sort(key=lambda row: row["url"])  # the same lock order in every transaction
-        self._write("recording queued URLs", lambda conn: conn.execute(self._sql.queue_urls, rows))
+        # RETURNING yields only the rows actually inserted (not the conflicting ones).
+        return self._write(
+            "recording queued URLs", lambda conn: set(conn.execute(self._sql.queue_urls, rows).scalars())
+        )
 
     def get_url(self, url: str) -> UrlState | None:
         row = self._read("reading a URL", lambda conn: conn.execute(self._sql.get_url, {"url": url}).first())

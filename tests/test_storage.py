@@ -714,3 +714,14 @@ def test_pinned_changes_nothing_on_sqlite(sqlite_url: str) -> None:
             store.add_queued([state])
             assert store.get_url(state.url) is not None
         assert counts["checkout"] == 2  # one per call, as without the block
+
+
+def test_add_queued_records_only_unknown_urls_and_says_which(store: Store) -> None:
+    known = UrlState("https://www.gov.cn/known.htm", "gov", UrlStatus.FETCHED, 1, content_hash="h")
+    store.record_url(known)
+    fresh = UrlState("https://www.gov.cn/new.htm", "gov", UrlStatus.QUEUED, 2)
+    queued_known = replace(known, status=UrlStatus.QUEUED, content_hash=None)
+    assert store.add_queued([fresh, queued_known, fresh]) == {fresh.url}
+    assert store.add_queued([fresh]) == set() and store.add_queued([]) == set()
+    got = store.get_url(known.url)
+    assert got is not None and got.status == UrlStatus.FETCHED  # a known URL keeps its state

@@ -491,3 +491,39 @@ def test_links_whose_batch_failed_are_sent_again_one_by_one(
     urls = [args[0] for args, _ in _queued(client)]
     # Each once from the batch that half worked, and once again on its own: none lost.
     assert sorted(urls) == sorted(v.url for v in visits for _ in range(2))
+
+
+def test_a_link_recorded_just_now_is_sent_fresh_and_its_first_delivery_reads_nothing(
+    runtime: Runtime, site: RunningSite, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """follow() records a new link queued and marks its message fresh: its first delivery
+    skips the store read (the record holds nothing to read). A delivery again reads and
+    skips; a link whose URL the store knows (Redis lost the claim) is not sent fresh."""
+    from storage import Store
+
+    _publish(runtime, _source(site))
+    home, article, listing = site.url("t", "/"), site.url("t", "/a.html"), site.url("t", "/list.html")
+    assert _visit(runtime, home, run=time.time(), revisit=True) == "fetched"
+    sent = {args[0]: kwargs for args, kwargs in _queued(client)}
+    assert sent[article].get("fresh") is True
+    assert "fresh" not in sent[listing]  # a list page is re-visited per run: never fresh
+    reads: list[str] = []
+    original = Store.get_url
+
+    def counted(store: Store, url: str) -> Any:
+        reads.append(url)
+        return original(store, url)
+
+    monkeypatch.setattr(Store, "get_url", counted)
+    assert _visit(runtime, article, depth=1, fresh=True) == "fetched"
+    assert article not in reads
+    assert _visit(runtime, article, depth=1, fresh=True, redelivered=True) == "skipped"
+    assert _visit(runtime, article, depth=1, fresh=True, retried=True) == "skipped"
+    assert reads.count(article) == 2
+    # Redis restarted without persistence: the claims are gone, the store still knows the URL.
+    client.delete(CRAWL_QUEUE)
+    runtime.state.client.delete(runtime.state.key("seen"))
+    assert _visit(runtime, listing, depth=1, run=time.time() + 1, revisit=True) == "fetched"
+    again = {args[0]: kwargs for args, kwargs in _queued(client)}
+    assert article in again and "fresh" not in again[article]
+    assert _visit(runtime, article, depth=1) == "skipped"

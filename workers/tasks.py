@@ -411,10 +411,14 @@ class ClusterPorts:
         # The database learns of every URL before the broker does (insert-if-absent: a known
         # URL keeps its state): a message the broker loses is found QUEUED by the next run.
         now = rt.now()
-        rt.store.add_queued(
+        recorded = rt.store.add_queued(
             [UrlState(v.url, source_id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
         )
-        send_fetches(queued, via=rt.sender)
+        # A first visit of a URL this call gave its first record needs no read of it (the
+        # record says nothing a missing one would not); a URL the store knew (Redis forgot
+        # its claim, or an earlier delivery queued it) is read as always.
+        sent = [replace(v, fresh=True) if not v.revisit and v.url in recorded else v for v in queued]
+        send_fetches(sent, via=rt.sender)
         return len(queued), not_due
 
     async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
@@ -580,7 +584,9 @@ async def visit_page(
         unknown = UnknownSource(f"no source {visit.source_id!r} in the seeds or in Redis")
         store.record_url(failure_record(visit.url, visit.source_id, visit.depth, unknown))
         return VisitResult("unknown_source", error=unknown)
-    previous = store.get_url(visit.url)
+    # A fresh message's URL has only the queued record its sender made (see Visit.fresh);
+    # a delivery again or a retry may follow a delivery that stored more.
+    previous = None if visit.fresh and not (redelivered or retried) else store.get_url(visit.url)
     if already_done(previous, visit.since):
         return VisitResult("skipped")
     deliveries = (state.start_delivery(visit.url) + 1) if redelivered else 1
