@@ -23,7 +23,8 @@ Why each is shaped so:
 * politeness is two Lua scripts run on the Redis server with the Redis clock (``TIME``), so the
   workers' clocks never matter and "read next start, move it on" cannot interleave between two
   workers: ``try_start`` reserves a planned start (and a request slot), ``go`` checks and records
-  the actual start right before the request is sent;
+  the actual start right before the request is sent (a grant that needs no wait can do that
+  check itself: ``try_start(go=True)``);
 * every key that belongs to something that ends (a run, a lease, a robots.txt, a host's
   reservation) carries a TTL, so an idle cluster's state shrinks to the seen set and the sources.
 """
