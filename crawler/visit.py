@@ -86,6 +86,10 @@ class Visit:
     #: An earlier delivery of this visit was cut short and may have claimed links it never
     #: queued: this one sends such links again (a message that is put off keeps the mark).
     recovering: bool = False
+    #: Sent by the visit that gave the URL its first record (``queued``, just now): nothing
+    #: else is stored of it, so a first delivery need not read the store (a delivery again, or
+    #: a retry, still does).
+    fresh: bool = False
 
     @property
     def since(self) -> float | None:
@@ -104,6 +108,8 @@ class Visit:
         found: dict[str, Any] = {"attempt": self.attempt, "run": self.run, "revisit": self.revisit}
         if self.recovering:  # only when set: messages stay readable by workers of before
             found["recovering"] = True
+        if self.fresh:
+            found["fresh"] = True
         return found
 
     @classmethod
@@ -117,6 +123,7 @@ class Visit:
             None if kwargs.get("run") is None else float(kwargs["run"]),
             bool(kwargs.get("revisit")),
             bool(kwargs.get("recovering")),
+            bool(kwargs.get("fresh")),
         )
 
 

@@ -727,7 +727,9 @@ class _Statements:
             (excluded.attempts > urls.c.attempts, excluded.attempts), else_=urls.c.attempts
         )
         self.upsert_urls = url_insert.on_conflict_do_update(index_elements=[urls.c.url], set_=updates)
-        self.queue_urls = upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url])
+        self.queue_urls = (
+            upsert(urls).on_conflict_do_nothing(index_elements=[urls.c.url]).returning(urls.c.url)
+        )
         self.get_url = select(urls).where(urls.c.url == url)
         self.get_urls = select(urls).where(urls.c.url.in_(bindparam("urls", expanding=True)))
         # PostgreSQL: a new story, its LSH bands and its signature in one statement (one round
@@ -776,6 +778,8 @@ class Store:
         except (OSError, SQLAlchemyError, ImportError) as exc:
             raise StorageError(self._describe(f"opening the store on {self.safe_url}", exc)) from None
         self._pid = os.getpid()
+        #: This thread's pinned connection, if any (see :meth:`pinned`).
+        self._pin = threading.local()
         try:
             self._ensure_schema()
         except StorageError:
@@ -833,12 +837,55 @@ class Store:
         except (SQLAlchemyError, OSError) as exc:
             raise StorageError(self._describe(f"{action} on {self.safe_url}", exc)) from exc
 
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Run this thread's calls on one connection until the block ends (PostgreSQL; nothing
+        changes on SQLite). A Celery task's store calls are a few short ones: each checked out a
+        connection (a liveness ping: a round trip) and each read ran in a transaction of its own
+        (BEGIN and ROLLBACK: two more). Pinned, a task pings once, on its first call, and reads
+        run without a transaction (a single SELECT sees committed data). Every write is still
+        its own transaction, committed before its call returns: nothing else changes."""
+        if self.dialect != "postgresql" or getattr(self._pin, "active", False):
+            yield
+            return
+        self._pin.active = True
+        try:
+            yield
+        finally:
+            conn: Connection | None = getattr(self._pin, "conn", None)
+            self._pin.active, self._pin.conn = False, None
+            if conn is not None:
+                with self._errors("returning a connection"):
+                    conn.close()
+
+    def _pinned(self, autocommit: bool) -> Connection | None:
+        """This thread's pinned connection (checked out on first use), set for reads without a
+        transaction (``autocommit``) or for a write transaction; None when not pinned."""
+        if not getattr(self._pin, "active", False):
+            return None
+        conn: Connection | None = getattr(self._pin, "conn", None)
+        if conn is None:
+            conn = self._pin.conn = self._get_engine().connect()
+            self._pin.autocommit = False
+        if self._pin.autocommit != autocommit:
+            if conn.in_transaction():  # a read's (no-op) transaction, or a failed write's
+                conn.rollback()
+            # psycopg's autocommit attribute: set locally, no round trip.
+            level = "AUTOCOMMIT" if autocommit else conn.default_isolation_level
+            conn.execution_options(isolation_level=level)
+            self._pin.autocommit = autocommit
+        return conn
+
     def _write(self, action: str, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one write transaction; retry if PostgreSQL aborted it as a deadlock."""
         with self._errors(action), self._lock:
             engine = self._get_engine()
             for attempt in range(_WRITE_RETRIES):
                 try:
+                    pinned = self._pinned(autocommit=False)
+                    if pinned is not None:
+                        with pinned.begin():
+                            return work(pinned)
                     with engine.connect() as conn:
                         conn.execution_options(**{_SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                         with conn.begin():
@@ -852,8 +899,15 @@ class Store:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read(self, action: str, work: Callable[[Connection], T]) -> T:
-        with self._errors(action), self._lock, self._get_engine().connect() as conn:
-            return work(conn)
+        with self._errors(action), self._lock:
+            pinned = self._pinned(autocommit=True)
+            if pinned is not None:
+                try:
+                    return work(pinned)
+                finally:
+                    pinned.rollback()  # ends the autobegun (no-op) transaction: no round trip
+            with self._get_engine().connect() as conn:
+                return work(conn)
 
     def _stream(self, action: str, stmt: Select[Any], batch_size: int) -> Iterator[Row[Any]]:
         """Yield rows of ``stmt`` in batches (a server-side cursor on PostgreSQL).
@@ -1522,16 +1576,20 @@ class Store:
         rows = [merged[url] for url in sorted(merged)]
         conn.execute(self._sql.upsert_urls, rows)
 
-    def add_queued(self, states: Sequence[UrlState]) -> None:
+    def add_queued(self, states: Sequence[UrlState]) -> set[str]:
         """Record URLs as queued unless they have a state already (insert-if-absent): the
         database, not only the broker, knows every URL a crawl has sent to be visited, so that
         a message the broker loses (a restart without persistence, a worker killed at the wrong
-        moment) can be sent again by the next run."""
+        moment) can be sent again by the next run. Returns the URLs recorded by this call (the
+        others had a state)."""
         if not states:
-            return
+            return set()
         rows = [_state_to_row(state) for state in {s.url: s for s in states}.values()]
         rows.sort(key=lambda row: row["url"])  # the same lock order in every transaction
-        self._write("recording queued URLs", lambda conn: conn.execute(self._sql.queue_urls, rows))
+        # RETURNING yields only the rows actually inserted (not the conflicting ones).
+        return self._write(
+            "recording queued URLs", lambda conn: set(conn.execute(self._sql.queue_urls, rows).scalars())
+        )
 
     def get_url(self, url: str) -> UrlState | None:
         row = self._read("reading a URL", lambda conn: conn.execute(self._sql.get_url, {"url": url}).first())

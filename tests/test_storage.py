@@ -620,3 +620,108 @@ def test_a_version_3_database_gets_the_document_number_columns(store_url: str) -
             assert versions.scalars().all() == [3, SCHEMA_VERSION]
             columns = {(t, c["name"]) for t in ("documents", "copies") for c in inspect(conn).get_columns(t)}
             assert added <= columns
+
+
+# -- one connection per task (Store.pinned) -------------------------------------------------------
+
+
+def _round_trips(store: Store) -> dict[str, int]:
+    """Counts of what the store sends to its server: checkouts (a ping each), statements, and
+    the BEGINs the driver sends before a statement (psycopg: outside autocommit, when idle)."""
+    from sqlalchemy import event
+
+    counts = {"checkout": 0, "begin": 0, "statement": 0}
+
+    def checkout(*_: Any) -> None:
+        counts["checkout"] += 1
+
+    def statement(conn: Any, *_: Any) -> None:
+        counts["statement"] += 1
+        driver = conn.connection.driver_connection
+        if store.dialect == "postgresql" and not driver.autocommit:
+            counts["begin"] += driver.info.transaction_status == 0  # IDLE: BEGIN goes first
+
+    event.listen(store.engine.pool, "checkout", checkout)
+    event.listen(store.engine, "before_cursor_execute", statement)
+    return counts
+
+
+@pytest.mark.services
+def test_a_pinned_store_pings_once_reads_without_a_transaction_and_commits_each_write(
+    pg_url: str,
+) -> None:
+    from crawler.dedup import Fingerprint
+
+    with open_store(pg_url) as store, open_store(pg_url) as other:
+        counts = _round_trips(store)
+        doc = make_doc(1, text="正文 " * 50)
+        queued = UrlState(doc.url, "gov", UrlStatus.QUEUED, 1)
+        store.add_queued([queued])
+        with store.pinned():
+            state = store.get_url(doc.url)
+            assert state is not None and state.status == UrlStatus.QUEUED
+            assert counts["begin"] == 1  # add_queued's, before the block: the read began none
+            fetched = replace(queued, status=UrlStatus.FETCHED, content_hash=doc.content_hash)
+            store.add_stories([(doc, Fingerprint.of(doc.text))], states=[fetched])
+            # Committed when the call returned, although the connection stays checked out.
+            got = other.get_url(doc.url)
+            assert got is not None and got.status == UrlStatus.FETCHED
+            assert other.count_documents() == 1
+            # A read after a write, then a write again: each a transaction of its own.
+            assert store.get_urls([doc.url])[doc.url].status == UrlStatus.FETCHED
+            store.record_url(replace(fetched, attempts=3))
+            # The same page stored again (a redelivered task) changes nothing.
+            store.add_stories([(doc, Fingerprint.of(doc.text))], states=[fetched])
+        assert counts["checkout"] == 2  # add_queued's, then one for the whole block
+        assert counts["begin"] == 4  # add_queued, add_stories, record_url, add_stories again
+        assert other.count_documents() == 1
+        got = other.get_url(doc.url)
+        assert got is not None and got.attempts == 3 and got.status == UrlStatus.FETCHED
+        # Out of the block the store checks out per call again; nothing is left checked out.
+        assert store.get_url(doc.url) is not None and counts["checkout"] == 3
+        assert store.engine.pool.checkedout() == 0
+
+
+@pytest.mark.services
+def test_a_pinned_store_survives_a_failed_write_and_a_server_side_disconnect(pg_url: str) -> None:
+    with open_store(pg_url) as store:
+        state = UrlState("https://www.gov.cn/a.htm", "gov", UrlStatus.QUEUED, 1)
+        with store.pinned():
+            store.add_queued([state])
+            with pytest.raises(StorageError):  # a failed statement rolls its transaction back
+                store._write("failing", lambda conn: conn.execute(text("SELECT 1/0")))
+            assert store.get_url(state.url) is not None
+            store.record_url(replace(state, status=UrlStatus.FETCHED))
+            # The server ends the pinned connection (a restart, an admin): the call fails as a
+            # StorageError (the task is retried), and the store reconnects for the next one.
+            pid = store._read("pid", lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar())
+            end = text("SELECT pg_terminate_backend(:pid)")
+            with open_store(pg_url) as admin:
+                admin._read("terminate", lambda conn: conn.execute(end, {"pid": pid}))
+            with pytest.raises(StorageError):
+                store.get_url(state.url)
+        with store.pinned():
+            got = store.get_url(state.url)
+        assert got is not None and got.status == UrlStatus.FETCHED
+        assert store.engine.pool.checkedout() == 0
+
+
+def test_pinned_changes_nothing_on_sqlite(sqlite_url: str) -> None:
+    with open_store(sqlite_url) as store:
+        counts = _round_trips(store)
+        state = UrlState("https://www.gov.cn/a.htm", "gov", UrlStatus.QUEUED, 1)
+        with store.pinned():
+            store.add_queued([state])
+            assert store.get_url(state.url) is not None
+        assert counts["checkout"] == 2  # one per call, as without the block
+
+
+def test_add_queued_records_only_unknown_urls_and_says_which(store: Store) -> None:
+    known = UrlState("https://www.gov.cn/known.htm", "gov", UrlStatus.FETCHED, 1, content_hash="h")
+    store.record_url(known)
+    fresh = UrlState("https://www.gov.cn/new.htm", "gov", UrlStatus.QUEUED, 2)
+    queued_known = replace(known, status=UrlStatus.QUEUED, content_hash=None)
+    assert store.add_queued([fresh, queued_known, fresh]) == {fresh.url}
+    assert store.add_queued([fresh]) == set() and store.add_queued([]) == set()
+    got = store.get_url(known.url)
+    assert got is not None and got.status == UrlStatus.FETCHED  # a known URL keeps its state

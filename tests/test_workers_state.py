@@ -73,6 +73,47 @@ def test_run_claims_revisit_pages_once_per_run(state: CrawlState) -> None:
     assert state.client.ttl(f"{PREFIX}run:src:100.000") > 0
 
 
+def _claim_links_racer(url: str, prefix: str, links: list[str], lists: list[str], seed: int) -> list[str]:
+    """One worker process claiming pages' links the way ``ClusterPorts.follow`` does: a page's
+    articles and list pages in one round trip, pages in a shuffled order."""
+    mine = CrawlState(connect(url), prefix)
+    rng = random.Random(seed)
+    won: list[str] = []
+    for _ in range(40):  # 40 pages, each linking a random handful of articles and list pages
+        first, per_run = rng.sample(links, 12), rng.sample(lists, 3)
+        got_first, got_run = mine.claim_links(first, "src", 100.0, per_run)
+        won += [u for u, ok in zip(first, got_first, strict=True) if ok]
+        won += [u for u, ok in zip(per_run, got_run, strict=True) if ok]
+    return won
+
+
+def test_a_pages_links_claimed_in_one_round_trip_are_each_claimed_once_across_processes(
+    state: CrawlState,
+) -> None:
+    links = [f"http://a.test/art/{i}" for i in range(120)]
+    lists = [f"http://a.test/list/{i}" for i in range(10)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        results = [
+            pool.apply_async(_claim_links_racer, (redis_db_url(DB), PREFIX, links, lists, seed))
+            for seed in range(4)
+        ]
+        won = [u for r in results for u in r.get(timeout=60)]
+    assert len(won) == len(set(won))  # none twice
+    assert set(won) <= set(links + lists)
+    # Whatever was claimed is claimed for good (articles) or for this run (list pages).
+    assert all(not state.claim(u) for u in won)
+    assert all(state.claim_for_run("src", 100.0, [u]) == [False] for u in set(won) & set(lists))
+    assert state.client.ttl(f"{PREFIX}run:src:100.000") > 0
+    # The pipeline's replies are split right: mixed claims, some taken, in order.
+    fresh, taken = "http://a.test/new", won[0]
+    claimed = state.claim_links([fresh, taken], "src", 200.0, [lists[0], "http://a.test/l"])
+    assert claimed == ([True, False], [True, True])  # a new run re-claims list pages
+    assert state.claim_links([], "src", None, []) == ([], [])
+    with pytest.raises(ValueError):
+        state.claim_links([], "src", None, ["http://a.test/x"])
+
+
 def test_budget_counts_pages_of_one_run(state: CrawlState) -> None:
     assert [state.take_budget("src", 1.0, 2) for _ in range(3)] == [True, True, False]
     assert state.take_budget("src", 2.0, 2)
@@ -100,15 +141,22 @@ def test_reservations_space_request_starts_by_the_delay(state: CrawlState) -> No
 
 
 def _hammer(
-    url: str, prefix: str, host: str, delay: float, count: int, out: list[float] | None
+    url: str, prefix: str, host: str, delay: float, count: int, out: list[float] | None, go: bool = False
 ) -> list[float]:
-    """Take ``count`` turns on ``host`` the way the task does: sleep short waits, back off long ones."""
+    """Take ``count`` turns on ``host`` the way the task does: sleep short waits, back off long
+    ones; with ``go``, a grant with no wait is the start (recorded by the grant itself)."""
     state = CrawlState(connect(url), prefix)
     starts: list[float] = []
     while len(starts) < count:
-        grant = state.try_start(host, delay=delay, max_wait=0.1, cap=0)
+        before = _redis_now(state)
+        grant = state.try_start(host, delay=delay, max_wait=0.1, cap=0, go=go)
         if not grant.granted:
             time.sleep(min(grant.wait, 0.2) * random.uniform(0.5, 1.0))
+            continue
+        if grant.started:
+            # Recorded on the Redis clock inside the call: ``last`` holds the start.
+            starts.append(float(state.client.get(f"{prefix}host:{{{host}}}:last") or 0))
+            assert starts[-1] >= before
             continue
         time.sleep(grant.wait)
         while True:  # the final check the task makes right before sending
@@ -122,18 +170,25 @@ def _hammer(
     return starts
 
 
-def test_throttle_spaces_starts_across_processes_and_threads(state: CrawlState) -> None:
+def _redis_now(state: CrawlState) -> float:
+    seconds, micros = state.client.time()
+    return float(seconds) + float(micros) / 1e6
+
+
+@pytest.mark.parametrize("go", [False, True], ids=["go-after-grant", "started-by-grant"])
+def test_throttle_spaces_starts_across_processes_and_threads(state: CrawlState, go: bool) -> None:
     delay, per_worker = 0.05, 6
     url = redis_db_url(DB)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(2) as pool:
         results = [
-            pool.apply_async(_hammer, (url, PREFIX, "busy.test", delay, per_worker, None)) for _ in range(2)
+            pool.apply_async(_hammer, (url, PREFIX, "busy.test", delay, per_worker, None, go))
+            for _ in range(2)
         ]
         thread_starts: list[float] = []
         threads = [
             threading.Thread(
-                target=_hammer, args=(url, PREFIX, "busy.test", delay, per_worker, thread_starts)
+                target=_hammer, args=(url, PREFIX, "busy.test", delay, per_worker, thread_starts, go)
             )
             for _ in range(2)
         ]
@@ -160,6 +215,32 @@ def test_go_spaces_actual_starts_even_after_a_late_wake_up(state: CrawlState) ->
     assert 0.1 < wait <= 0.2  # the second must still wait for a full delay after the first
     time.sleep(wait)
     assert state.go("late.test", delay=0.2)[0] == 0
+
+
+def test_a_grant_with_go_records_the_start_only_when_it_needs_no_wait(state: CrawlState) -> None:
+    first = state.try_start("go.test", delay=0.2, max_wait=1.0, go=True)
+    assert first.granted and first.started and first.wait == 0
+    # The start is recorded: a sender that did not go with its grant must wait a full delay.
+    assert 0.1 < state.go("go.test", delay=0.2)[0] <= 0.2
+    # A grant that must wait is not started: its sender sleeps, then goes as before.
+    second = state.try_start("go.test", delay=0.2, max_wait=1.0, go=True)
+    assert second.granted and not second.started and 0.1 < second.wait <= 0.2
+    time.sleep(second.wait)
+    assert state.go("go.test", delay=0.2)[0] == 0
+    # The next reserved start is due, but the last actual start was just now: not started.
+    state.client.delete(f"{PREFIX}host:{{go.test}}:next")
+    third = state.try_start("go.test", delay=0.2, max_wait=1.0, go=True)
+    assert third.granted and not third.started and third.wait == 0
+    assert state.go("go.test", delay=0.2)[0] > 0.1
+    # Without go nothing changes: the grant never records the start.
+    time.sleep(0.25)
+    plain = state.try_start("plain.test", delay=0.2, max_wait=1.0)
+    assert plain.granted and not plain.started and state.go("plain.test", delay=0.2)[0] == 0
+    # A redirect hop's reservation (always granted) goes the same way.
+    hop = state.reserve("go.test", delay=0.2, go=True)
+    assert hop.granted and hop.started and hop.wait == 0
+    hop = state.reserve("go.test", delay=0.2, go=True)
+    assert hop.granted and not hop.started and 0.1 < hop.wait <= 0.2
 
 
 def test_concurrency_cap_and_leases(state: CrawlState) -> None:

@@ -111,9 +111,9 @@ def _publish(rt: Runtime, source: Source) -> Source:
     return source
 
 
-def _visit(rt: Runtime, url: str, *, retried: bool = False, **fields: Any) -> str:
+def _visit(rt: Runtime, url: str, *, retried: bool = False, redelivered: bool = False, **fields: Any) -> str:
     visit = Visit(url, fields.pop("source_id", "t"), fields.pop("depth", 0), **fields)
-    return rt.run(visit_page(rt, visit, retried=retried)).status
+    return rt.run(visit_page(rt, visit, retried=retried, redelivered=redelivered)).status
 
 
 def _queued(client: redis.Redis) -> list[tuple[list[Any], dict[str, Any]]]:
@@ -330,14 +330,16 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
 ) -> None:
     """A page whose visit never finishes (its worker process dies each time: a C-level crash
     in extraction, the out-of-memory killer) is delivered again by task_reject_on_worker_lost;
-    the deliveries that started and never finished are counted in Redis, and past
-    ``max_deliveries`` the visit gives up and records the page instead of fetching it again."""
+    the redeliveries that started and never finished are counted in Redis (the first delivery
+    is not: its redelivery counts it), and past ``max_deliveries`` the visit gives up and
+    records the page instead of fetching it again."""
     _publish(runtime, _source(site))
     url = site.url("t", "/b.html")
     site.request_log.clear()
-    for _ in range(runtime.config.max_deliveries):  # earlier deliveries that died mid-visit
+    # The first delivery died uncounted; the redeliveries that died after it counted themselves.
+    for _ in range(runtime.config.max_deliveries - 1):
         runtime.state.start_delivery(url)
-    assert _visit(runtime, url, depth=1, attempt=0) == "worker_lost"
+    assert _visit(runtime, url, depth=1, attempt=0, redelivered=True) == "worker_lost"
     assert _requests(site, "/b.html") == 0
     with open_store(runtime.settings.database_url) as store:
         state = store.get_url(url)
@@ -348,6 +350,22 @@ def test_a_page_that_keeps_killing_its_worker_is_recorded_not_retried_forever(
     runtime.state.start_delivery(other)
     runtime.state.finish_delivery(other)
     assert _visit(runtime, other, depth=1) == "fetched"
+
+
+def test_only_redeliveries_are_counted_and_one_short_of_the_limit_still_visits(
+    runtime: Runtime, site: RunningSite, client: redis.Redis
+) -> None:
+    """The poison guard's count costs a first delivery nothing (no Redis key is written), and
+    a redelivery that finishes leaves no count behind; at ``max_deliveries`` deliveries (the
+    first and the redeliveries, this one included) the page is still visited."""
+    _publish(runtime, _source(site))
+    first, again = site.url("t", "/a.html"), site.url("t", "/b.html")
+    assert _visit(runtime, first, depth=1) == "fetched"
+    assert not [k for k in client.scan_iter(match="*starts:*")]
+    for _ in range(runtime.config.max_deliveries - 2):  # redeliveries that died too
+        runtime.state.start_delivery(again)
+    assert _visit(runtime, again, depth=1, redelivered=True) == "fetched"
+    assert not [k for k in client.scan_iter(match="*starts:*")]
 
 
 def _visit_while_the_store_fails(
@@ -397,3 +415,115 @@ def test_a_retried_visit_follows_the_redirect_an_outage_kept_it_from_storing(
         state = store.get_url(moved)
         assert state is not None and state.content_hash
         assert store.get_document(state.content_hash) is not None
+
+
+def test_a_message_the_broker_gives_back_reaches_the_task_marked_redelivered(runtime: Runtime) -> None:
+    """The poison guard counts only redelivered messages: a message rejected by a worker that
+    lost its pool child (task_reject_on_worker_lost: requeued) comes back marked so, and the
+    task's request says it (what fetch_page reads); a first delivery is not marked."""
+    from celery.worker.request import Request
+    from kombu import Consumer, Queue
+
+    from workers.app import send_fetch
+
+    app = runtime.sender
+    send_fetch(Visit("http://t.test/a", "t", 1), via=app)
+    seen: list[bool] = []
+    with app.connection_for_read() as conn, conn.channel() as channel:
+        got: list[Any] = []
+        with Consumer(channel, [Queue(CRAWL_QUEUE)], callbacks=[lambda _, m: got.append(m)], accept=["json"]):
+            for _ in range(2):
+                conn.drain_events(timeout=5)
+                message = got.pop()
+                seen.append(bool(Request(message, app=app).delivery_info.get("redelivered")))
+                message.reject(requeue=True)  # what the worker does when the pool child died
+    assert seen == [False, True]
+
+
+def _round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts every command (or pipeline) this process sends to Redis."""
+    import redis.connection
+
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        sent[0] += 1
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
+def test_a_pages_links_are_sent_in_one_round_trip_in_order(
+    runtime: Runtime, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.app import send_fetch, send_fetches
+
+    app = runtime.sender
+    send_fetch(Visit("http://t.test/first", "t", 0), via=app)  # connects and declares the queue
+    visits = [Visit(f"http://t.test/{n}", "t", 1, run=5.0, revisit=n % 2 == 0) for n in range(20)]
+    sent = _round_trips(monkeypatch)
+    send_fetches(visits, via=app)
+    assert sent[0] == 1
+    # Every message is a whole fetch_page message, in order (the queue pops from the right).
+    queued = _queued(client)[::-1][1:]
+    assert [Visit.from_message(tuple(args), kwargs) for args, kwargs in queued] == visits
+
+
+def test_links_whose_batch_failed_are_sent_again_one_by_one(
+    runtime: Runtime, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipeline that fails part way leaves delivery uncertain: every visit is sent again on
+    its own (with kombu's retries); a duplicate costs a skipped task, a loss would cost a page."""
+    from kombu.exceptions import BatchPublishError
+    from kombu.transport.redis import PublishBatch
+
+    from workers.app import send_fetches
+
+    def fail(self: PublishBatch) -> None:
+        self.pipeline.execute()  # it half worked: the messages are in the queue
+        raise BatchPublishError("Redis publish batch failed; delivery is uncertain")
+
+    monkeypatch.setattr(PublishBatch, "flush", fail)
+    visits = [Visit(f"http://t.test/{n}", "t", 1) for n in range(3)]
+    send_fetches(visits, via=runtime.sender)
+    urls = [args[0] for args, _ in _queued(client)]
+    # Each once from the batch that half worked, and once again on its own: none lost.
+    assert sorted(urls) == sorted(v.url for v in visits for _ in range(2))
+
+
+def test_a_link_recorded_just_now_is_sent_fresh_and_its_first_delivery_reads_nothing(
+    runtime: Runtime, site: RunningSite, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """follow() records a new link queued and marks its message fresh: its first delivery
+    skips the store read (the record holds nothing to read). A delivery again reads and
+    skips; a link whose URL the store knows (Redis lost the claim) is not sent fresh."""
+    from storage import Store
+
+    _publish(runtime, _source(site))
+    home, article, listing = site.url("t", "/"), site.url("t", "/a.html"), site.url("t", "/list.html")
+    assert _visit(runtime, home, run=time.time(), revisit=True) == "fetched"
+    sent = {args[0]: kwargs for args, kwargs in _queued(client)}
+    assert sent[article].get("fresh") is True
+    assert "fresh" not in sent[listing]  # a list page is re-visited per run: never fresh
+    reads: list[str] = []
+    original = Store.get_url
+
+    def counted(store: Store, url: str) -> Any:
+        reads.append(url)
+        return original(store, url)
+
+    monkeypatch.setattr(Store, "get_url", counted)
+    assert _visit(runtime, article, depth=1, fresh=True) == "fetched"
+    assert article not in reads
+    assert _visit(runtime, article, depth=1, fresh=True, redelivered=True) == "skipped"
+    assert _visit(runtime, article, depth=1, fresh=True, retried=True) == "skipped"
+    assert reads.count(article) == 2
+    # Redis restarted without persistence: the claims are gone, the store still knows the URL.
+    client.delete(CRAWL_QUEUE)
+    runtime.state.client.delete(runtime.state.key("seen"))
+    assert _visit(runtime, listing, depth=1, run=time.time() + 1, revisit=True) == "fetched"
+    again = {args[0]: kwargs for args, kwargs in _queued(client)}
+    assert article in again and "fresh" not in again[article]
+    assert _visit(runtime, article, depth=1) == "skipped"

@@ -29,12 +29,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 from celery.signals import worker_shutting_down
 from kombu import Queue
+from kombu.exceptions import BatchPublishError
 
 from crawler.visit import AttachmentVisit, Visit
 from settings import Settings, get_settings, max_countdown
@@ -234,6 +236,29 @@ def send_fetch(visit: Visit, *, countdown: float | None = None, via: Celery | No
     if countdown:
         options["countdown"] = bounded_countdown(countdown, config)
     (via or app).send_task(FETCH_PAGE, args=visit.args(), kwargs=visit.kwargs(), **options)
+
+
+def send_fetches(visits: Sequence[Visit], *, via: Celery | None = None) -> None:
+    """Queue many page visits (a page's links) at once, through ``via`` or this module's app.
+
+    On the Redis broker their messages and task-sent events go in one pipeline (kombu's
+    ``Producer.batch``): one round trip for the lot instead of two per message. The pipeline
+    is sent without kombu's per-message retries; if it fails (delivery uncertain), every
+    visit is sent again on its own, with them: a message sent twice costs a skipped task.
+    """
+    target = via or app
+    if len(visits) < 2:
+        for visit in visits:
+            send_fetch(visit, via=target)
+        return
+    try:
+        with target.producer_or_acquire() as producer, producer.batch():
+            for visit in visits:
+                target.send_task(FETCH_PAGE, args=visit.args(), kwargs=visit.kwargs(), producer=producer)
+    except BatchPublishError as exc:
+        log.warning("sending %d visits in one batch failed (%s); sending them one by one", len(visits), exc)
+        for visit in visits:
+            send_fetch(visit, via=target)
 
 
 def send_attachment(

@@ -23,7 +23,8 @@ Why each is shaped so:
 * politeness is two Lua scripts run on the Redis server with the Redis clock (``TIME``), so the
   workers' clocks never matter and "read next start, move it on" cannot interleave between two
   workers: ``try_start`` reserves a planned start (and a request slot), ``go`` checks and records
-  the actual start right before the request is sent;
+  the actual start right before the request is sent (a grant that needs no wait can do that
+  check itself: ``try_start(go=True)``);
 * every key that belongs to something that ends (a run, a lease, a robots.txt, a host's
   reservation) carries a TTL, so an idle cluster's state shrinks to the seen set and the sources.
 """
@@ -58,12 +59,14 @@ def url_digest(url: str) -> bytes:
 
 
 # Reserve the next request start on one host, and (when ``cap`` > 0) one of its request slots.
-# KEYS: next-start key, slots key, horizon key. ARGV: delay, max_wait, cap, lease, token, grace.
-# Returns {granted (0/1), wait seconds as a string, why} (Lua numbers would come back truncated
-# to integers). When not granted nothing is reserved: the caller comes back in ``wait`` seconds
-# and asks again. Callers turned away for the delay are handed successive turns of a virtual
-# queue (the horizon), one delay apart, so that N waiting tasks come back spread over N turns
-# instead of all at once (which would cost N re-queues per turn).
+# KEYS: next-start key, slots key, horizon key, last-start key. ARGV: delay, max_wait, cap, lease,
+# token, grace, go (0/1). Returns {granted (0/1), wait seconds as a string, why} (Lua numbers
+# would come back truncated to integers). When not granted nothing is reserved: the caller comes
+# back in ``wait`` seconds and asks again. Callers turned away for the delay are handed
+# successive turns of a virtual queue (the horizon), one delay apart, so that N waiting tasks
+# come back spread over N turns instead of all at once (which would cost N re-queues per turn).
+# With ``go``, a grant that needs no wait also makes _GO's check and records the actual start
+# ('started'): the caller sends at once, one round trip instead of two per request.
 _TRY_START = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -96,6 +99,13 @@ if cap > 0 then
   redis.call('ZADD', KEYS[2], string.format('%.6f', start + lease), ARGV[5])
   redis.call('PEXPIRE', KEYS[2], math.ceil((wait + lease) * 1000))
 end
+if ARGV[7] == '1' and wait <= 0 then
+  local last = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if last + delay <= now then
+    redis.call('SET', KEYS[4], string.format('%.6f', now), 'PX', math.ceil((delay + grace) * 1000))
+    return {1, '0', 'started'}
+  end
+end
 return {1, tostring(wait), 'ok'}
 """
 
@@ -125,13 +135,19 @@ class StartGrant:
     ``granted``: the request may start after sleeping ``wait`` seconds (its start is reserved,
     and a slot is held under ``token`` until :meth:`CrawlState.release`). Not granted: nothing is
     reserved; ask again in about ``wait`` seconds (``why`` is ``"wait"`` for the delay, ``"busy"``
-    when the host's concurrency cap is reached).
+    when the host's concurrency cap is reached). ``why`` is ``"started"`` when a grant asked
+    for with ``go`` needed no wait and its actual start is recorded too (see :meth:`started`).
     """
 
     granted: bool
     wait: float
     token: str
     why: str
+
+    @property
+    def started(self) -> bool:
+        """The request may be sent now: :meth:`CrawlState.go` was done with the grant."""
+        return self.why == "started"
 
 
 class RedisRobotsStore:
@@ -208,12 +224,7 @@ class CrawlState:
 
     def claim_many(self, urls: Sequence[str]) -> list[bool]:
         """:meth:`claim` for many URLs in one round trip (each SADD is still atomic)."""
-        if not urls:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for url in urls:
-            pipe.sadd(self.key("seen"), url_digest(url))
-        return [bool(n) for n in pipe.execute()]
+        return self.claim_links(urls, "", None, [])[0]
 
     def is_claimed(self, url: str) -> bool:
         return bool(self.client.sismember(self.key("seen"), url_digest(url)))  # type: ignore[arg-type]
@@ -224,17 +235,33 @@ class CrawlState:
         They go into the global seen set too, so that a first-visit claim of the same URL (a
         link found on an article) does not queue it a second time.
         """
-        if not urls:
-            return []
-        run_key = self.key("run", source_id, _run_name(run))
+        return self.claim_links([], source_id, run, urls)[1]
+
+    def claim_links(
+        self, urls: Sequence[str], source_id: str, run: float | None, per_run: Sequence[str]
+    ) -> tuple[list[bool], list[bool]]:
+        """:meth:`claim_many` of ``urls`` and :meth:`claim_for_run` of ``per_run`` (for ``run`` of
+        ``source_id``), in one round trip: a page's links, whatever their kind. Each SADD is
+        still atomic, so each URL is claimed by exactly one caller as before."""
+        if not urls and not per_run:
+            return [], []
+        if per_run and run is None:
+            raise ValueError("per-run claims need a run")
+        seen = self.key("seen")
         pipe = self.client.pipeline(transaction=False)
         for url in urls:
-            digest = url_digest(url)
-            pipe.sadd(run_key, digest)
-            pipe.sadd(self.key("seen"), digest)
-        pipe.expire(run_key, RUN_TTL)
+            pipe.sadd(seen, url_digest(url))
+        if per_run:
+            assert run is not None
+            run_key = self.key("run", source_id, _run_name(run))
+            for url in per_run:
+                digest = url_digest(url)
+                pipe.sadd(run_key, digest)
+                pipe.sadd(seen, digest)
+            pipe.expire(run_key, RUN_TTL)
         replies = pipe.execute()
-        return [bool(n) for n in replies[0 : 2 * len(urls) : 2]]
+        first = [bool(n) for n in replies[: len(urls)]]
+        return first, [bool(n) for n in replies[len(urls) : len(urls) + 2 * len(per_run) : 2]]
 
     def seen_count(self) -> int:
         return int(cast(int, self.client.scard(self.key("seen"))))
@@ -281,6 +308,7 @@ class CrawlState:
         cap: int = 0,
         lease: float = 300.0,
         holder: str | None = None,
+        go: bool = False,
     ) -> StartGrant:
         """Reserve the start of the next request to ``host`` across all workers.
 
@@ -292,6 +320,8 @@ class CrawlState:
         with :meth:`release`. ``holder`` names the slot (a page's URL): a slot its earlier
         delivery left behind when its worker was killed is taken over, instead of keeping the
         host one slot short until the lease ends (two such slots stopped a host with ``cap`` 2).
+        ``go``: a grant with no wait also makes :meth:`go`'s check and records the start when it
+        passes (``started``), in the same atomic call; otherwise call :meth:`go` as usual.
         """
         token = url_digest(holder).hex() if holder is not None else uuid.uuid4().hex
         reply = self._try_start(
@@ -299,6 +329,7 @@ class CrawlState:
                 self._host_key(host, "next"),
                 self._host_key(host, "slots"),
                 self._host_key(host, "horizon"),
+                self._host_key(host, "last"),
             ],
             args=[
                 repr(float(delay)),
@@ -307,6 +338,7 @@ class CrawlState:
                 repr(float(lease)),
                 token,
                 _NEXT_GRACE,
+                1 if go else 0,
             ],
         )
         granted, wait, why = cast(list[Any], reply)
@@ -322,10 +354,10 @@ class CrawlState:
         )
         return max(0.0, float(wait)), float(now)
 
-    def reserve(self, host: str, *, delay: float) -> float:
+    def reserve(self, host: str, *, delay: float, go: bool = False) -> StartGrant:
         """Reserve the next start on ``host`` unconditionally (a redirect hop already under way);
-        returns the seconds to sleep before it."""
-        return self.try_start(host, delay=delay, max_wait=float("inf")).wait
+        the grant's ``wait`` is the seconds to sleep before it (``go``: see :meth:`try_start`)."""
+        return self.try_start(host, delay=delay, max_wait=float("inf"), go=go)
 
     def release(self, host: str, token: str) -> None:
         """Give back the request slot taken by a granted :meth:`try_start`."""

@@ -94,6 +94,7 @@ from workers.app import (
     bounded_countdown,
     send_attachment,
     send_fetch,
+    send_fetches,
     visibility_timeout,
 )
 from workers.routing import CRAWL_SOURCE, FETCH_ATTACHMENT, FETCH_PAGE
@@ -381,8 +382,8 @@ class ClusterPorts:
         first = [c.url for c in children if run is None or not c.per_run]
         per_run = [c.url for c in children if run is not None and c.per_run]
         depth = {c.url: c.depth for c in children}
-        claimed_first = state.claim_many(first)
-        claimed_per_run = state.claim_for_run(source_id, run, per_run) if run is not None and per_run else []
+        # One round trip for all of them (a page's links are claimed together).
+        claimed_first, claimed_per_run = state.claim_links(first, source_id, run, per_run)
         unsent: set[str] = set()
         if self.redelivered:
             # An earlier delivery of this very visit may have claimed links and died before
@@ -410,11 +411,14 @@ class ClusterPorts:
         # The database learns of every URL before the broker does (insert-if-absent: a known
         # URL keeps its state): a message the broker loses is found QUEUED by the next run.
         now = rt.now()
-        rt.store.add_queued(
+        recorded = rt.store.add_queued(
             [UrlState(v.url, source_id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
         )
-        for child in queued:
-            send_fetch(child, via=rt.sender)
+        # A first visit of a URL this call gave its first record needs no read of it (the
+        # record says nothing a missing one would not); a URL the store knew (Redis forgot
+        # its claim, or an earlier delivery queued it) is read as always.
+        sent = [replace(v, fresh=True) if not v.revisit and v.url in recorded else v for v in queued]
+        send_fetches(sent, via=rt.sender)
         return len(queued), not_due
 
     async def attachments(self, visit: Visit, links: list[AttachmentLink]) -> None:
@@ -436,6 +440,8 @@ class ClusterPorts:
             # worker's slot comes back after that, not after the task's time limit.
             lease=self.rt.limits.page_deadline + delay + SLOT_LEASE_GRACE,
             holder=holder,
+            # A grant with no wait records the actual start too: no separate go() round trip.
+            go=True,
         )
         if not grant.granted:
             # Not our turn for a while: free the worker and come back about when it will be
@@ -445,18 +451,21 @@ class ClusterPorts:
                 return Turn(later=max(0.0, grant.wait - DEFER_EARLY))
             return Turn(later=grant.wait * random.uniform(0.5, 1.5))
         try:
-            if grant.wait > 0:
-                await asyncio.sleep(grant.wait)
-            await start_request(state, host, delay)
+            if not grant.started:
+                if grant.wait > 0:
+                    await asyncio.sleep(grant.wait)
+                await start_request(state, host, delay)
         except BaseException:
             state.release(host, grant.token)
             raise
         return Turn(release=lambda: state.release(host, grant.token))
 
     async def hop(self, host: str, *, delay: float) -> None:
-        wait = self.rt.state.reserve(host, delay=delay)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        grant = self.rt.state.reserve(host, delay=delay, go=True)
+        if grant.started:
+            return
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
         await start_request(self.rt.state, host, delay)
 
     # Budget
@@ -557,21 +566,30 @@ def visit_ports(rt: Runtime, *, redelivered: bool) -> VisitPorts:
     )
 
 
-async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> VisitResult:
+async def visit_page(
+    rt: Runtime, visit: Visit, *, retried: bool = False, redelivered: bool = False
+) -> VisitResult:
     """Visit one page (see the module docstring). Raises only for infrastructure failures.
 
     ``retried``: this message is a retry of one that did not finish (an infrastructure failure
-    may have cut it short after its links were claimed and before they were queued)."""
+    may have cut it short after its links were claimed and before they were queued).
+    ``redelivered``: the broker delivers this message again (kombu marks a message it restores
+    after its worker died, or after the visibility timeout): its earlier deliveries never
+    finished. Only such deliveries are counted in Redis (the poison guard): a first delivery
+    that dies is the one count its redelivery adds, so the usual first delivery that finishes
+    costs no round trip for it."""
     state, store = rt.state, rt.store
     source = rt.sources.get(visit.source_id)
     if source is None:
         unknown = UnknownSource(f"no source {visit.source_id!r} in the seeds or in Redis")
         store.record_url(failure_record(visit.url, visit.source_id, visit.depth, unknown))
         return VisitResult("unknown_source", error=unknown)
-    previous = store.get_url(visit.url)
+    # A fresh message's URL has only the queued record its sender made (see Visit.fresh);
+    # a delivery again or a retry may follow a delivery that stored more.
+    previous = None if visit.fresh and not (redelivered or retried) else store.get_url(visit.url)
     if already_done(previous, visit.since):
         return VisitResult("skipped")
-    deliveries = state.start_delivery(visit.url)
+    deliveries = (state.start_delivery(visit.url) + 1) if redelivered else 1
     try:
         if deliveries > rt.config.max_deliveries:
             log.error("giving up %s: %d deliveries never finished", visit.url, deliveries - 1)
@@ -583,7 +601,8 @@ async def visit_page(rt: Runtime, visit: Visit, *, retried: bool = False) -> Vis
         ports = visit_ports(rt, redelivered=deliveries > 1 or retried)
         return await run_visit(visit, source, rt.sources.scope(source), previous, ports)
     finally:
-        state.finish_delivery(visit.url)
+        if redelivered:
+            state.finish_delivery(visit.url)
 
 
 async def download_attachment(rt: Runtime, visit: AttachmentVisit) -> VisitResult:
@@ -619,7 +638,9 @@ def _shell(
     a transient failure is retried with the visit's own countdown and attempt count; a visit
     whose host is busy is sent again (``send``) to come back at its turn."""
     try:
-        result = rt.run(work)
+        # One database connection for the whole visit (see Store.pinned).
+        with rt.store.pinned():
+            result = rt.run(work)
     except INFRA_ERRORS as exc:
         log.warning("infrastructure failure on %s (%s); retrying", message.url, exc)
         raise task.retry(
@@ -663,7 +684,8 @@ def fetch_page(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         )
 
     retried = bool(self.request.retries) or visit.recovering
-    work = visit_page(rt, visit, retried=retried)
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    work = visit_page(rt, visit, retried=retried, redelivered=redelivered)
     # A retried visit that is put off (its host is busy) is sent as a new message: it keeps the
     # mark, or the links an earlier delivery claimed and never queued would be lost.
     carried = replace(visit, recovering=True) if retried else visit
@@ -714,11 +736,13 @@ def _resend_lost(rt: Runtime, source: Source, waiting: list[UrlState], now: date
         return 0
     stale_before = now - timedelta(seconds=visibility_timeout(rt.sender, rt.config))
     forgotten = rt.state.claim_many([s.url for s in waiting])
-    resent = 0
-    for state, unknown in zip(waiting, forgotten, strict=True):
-        if unknown or state.fetched_at is None or state.fetched_at < stale_before:
-            send_fetch(Visit(state.url, source.id, state.depth), via=rt.sender)
-            resent += 1
+    lost = [
+        Visit(state.url, source.id, state.depth)
+        for state, unknown in zip(waiting, forgotten, strict=True)
+        if unknown or state.fetched_at is None or state.fetched_at < stale_before
+    ]
+    send_fetches(lost, via=rt.sender)
+    resent = len(lost)
     if resent:
         log.warning("%s: %d queued URL(s) had lost their message; sent again", source.id, resent)
     return resent
@@ -756,18 +780,22 @@ def start_run(rt: Runtime, source_id: str, *, run: float | None = None) -> dict[
     rt.state.note_run(source.id, run)
     for raw, exc in plan.invalid:
         store.record_url(failure_record(raw, source.id, 0, exc))
-    queued = 0
-    for url, ok in zip(plan.starts, rt.state.claim_for_run(source.id, run, plan.starts), strict=True):
-        if ok:
-            send_fetch(Visit(url, source.id, 0, run=run, revisit=True), via=rt.sender)
-            queued += 1
+    starting = [
+        Visit(url, source.id, 0, run=run, revisit=True)
+        for url, ok in zip(plan.starts, rt.state.claim_for_run(source.id, run, plan.starts), strict=True)
+        if ok
+    ]
+    send_fetches(starting, via=rt.sender)
+    queued = len(starting)
     # Claimed for the run like list pages, so that a redelivered message does not queue them twice.
-    resumed = 0
     claimed = rt.state.claim_for_run(source.id, run, [s.url for s in plan.resumed])
-    for state, ok in zip(plan.resumed, claimed, strict=True):
-        if ok:
-            send_fetch(Visit(state.url, source.id, state.depth, run=run, revisit=True), via=rt.sender)
-            resumed += 1
+    resuming = [
+        Visit(state.url, source.id, state.depth, run=run, revisit=True)
+        for state, ok in zip(plan.resumed, claimed, strict=True)
+        if ok
+    ]
+    send_fetches(resuming, via=rt.sender)
+    resumed = len(resuming)
     starts = set(plan.starts)
     lost = [s for s in waiting if s.error_reason != OverBudget.reason and s.url not in starts]
     resumed += _resend_lost(rt, source, lost, now)
