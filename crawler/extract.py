@@ -812,6 +812,8 @@ NUMBER_LINE_WITHIN = 6
 def _number_line(lines: list[Line]) -> str | None:
     """The document number a notice sets on its own line near the top of its text."""
     for line in lines[:NUMBER_LINE_WITHIN]:
+        if len(line.key) > 4 * 30:
+            continue  # NFKC composes at most four characters into one (ᾅ): a paragraph, not a number
         key = unicodedata.normalize("NFKC", line.key)
         if len(key) <= 30 and _NUMBER_SHAPE.match(_WS.sub("", key)):
             return document_number(key)
