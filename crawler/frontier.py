@@ -7,17 +7,16 @@ which they come back in the same order, smallest (depth, seq) first, when memory
 
 The file is only an overflow of memory, not a record: the store holds every URL the crawl has
 queued (``queued`` records, or the state a re-visit starts from), and the next crawl resumes
-from the store. The file is made at the first spill, in the temporary directory, and removed
-when the queue is closed.
+from the store. It is SQLite's private temporary database, made at the first spill in the
+temporary directory (``SQLITE_TMPDIR``, ``TMPDIR``, else /var/tmp) and deleted as it is opened, so that
+nothing is left behind even by ``kill -9``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +73,10 @@ class SpillingQueue(asyncio.Queue[FrontierItem]):
     memory (the smallest, so the order is exactly that of one unbounded priority queue); the
     others wait in a file. ``put_nowait`` never blocks; ``qsize`` counts both places."""
 
-    def __init__(self, capacity: int, *, directory: str | None = None) -> None:
+    def __init__(self, capacity: int) -> None:
         if capacity < 2:
             raise ValueError("a frontier needs room for at least 2 visits in memory")
         self.capacity = capacity
-        self._directory = directory
         super().__init__()
 
     # asyncio.Queue's storage hooks (as asyncio.PriorityQueue uses them)
@@ -90,7 +88,6 @@ class SpillingQueue(asyncio.Queue[FrontierItem]):
         #: The smallest key spilled, while anything is (every key in memory is smaller).
         self._spill_min: tuple[int, int] | None = None
         self._db: sqlite3.Connection | None = None
-        self._path: str | None = None
         #: The most visits this queue has held in memory at once, and how many it wrote out.
         self.peak_in_memory = 0
         self.spills = 0
@@ -148,12 +145,9 @@ class SpillingQueue(asyncio.Queue[FrontierItem]):
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            handle, self._path = tempfile.mkstemp(
-                prefix="crawl-frontier-", suffix=".sqlite3", dir=self._directory
-            )
-            os.close(handle)
-            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            # Nothing here has to survive a crash (the store is the record): no journal, no syncs.
+            # "": a private temporary database on disk, gone with the connection. Nothing here
+            # has to survive a crash (the store is the record): no journal, no syncs.
+            db = sqlite3.connect("", isolation_level=None)
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
@@ -199,9 +193,6 @@ class SpillingQueue(asyncio.Queue[FrontierItem]):
         if self._db is not None:
             self._db.close()
             self._db = None
-        if self._path is not None:
-            os.unlink(self._path)
-            self._path = None
 
 
 class _transaction:
