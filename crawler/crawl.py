@@ -50,7 +50,7 @@ from crawler.dedup import Fingerprint
 from crawler.document import Attachment, AttachmentLink, Document, utcnow
 from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionError, ExtractionTimeout, InternalError
 from crawler.fetch import FetchLimits, FetchResult, make_client
-from crawler.frontier import DEFAULT_IN_MEMORY, FrontierItem, SpillingQueue
+from crawler.frontier import DEFAULT_IN_MEMORY, FrontierItem, SpillingQueue, UrlSet
 from crawler.links import PageKind, Scope
 from crawler.pipeline import (
     AttachmentJob,
@@ -292,7 +292,8 @@ class EmbeddedCrawl:
         self.stats = CrawlStats()
         #: The run's name (epoch seconds): start URLs and known pages are re-visited for it.
         self.run_id = time.time()
-        self.seen: set[str] = set()
+        #: Every URL this run has claimed (compact: a crawl's memory must not grow per URL).
+        self.seen = UrlSet()
         #: What the store holds about the sources' URLs that this run may still read: loaded
         #: when the run starts, kept up to date with every record this crawl writes, and let go
         #: of once a URL is done for the run (see _remember).
@@ -315,7 +316,7 @@ class EmbeddedCrawl:
         # Each source's own page budget (``max_pages`` in its file).
         self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
         self._starts: set[str] = set()
-        self._attachments_seen: set[str] = set()
+        self._attachments_seen = UrlSet()
         self._archive = _ThreadedArchive(options.archive) if options.archive is not None else None
         #: The extraction plans of the crawl's sites, learned from its pages (one book: this
         #: process owns the crawl; the extraction processes get each page's site's plans).

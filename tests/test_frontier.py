@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crawler.crawl import CrawlStats, EmbeddedCrawl
-from crawler.frontier import FrontierItem, SpillingQueue
+from crawler.frontier import FrontierItem, SpillingQueue, UrlSet
 from crawler.samplesite import RunningSite, build_site, serve_site
 from crawler.visit import AttachmentVisit, Visit
 from storage import UrlStatus, open_store
@@ -96,6 +96,19 @@ def test_nothing_is_spilled_while_memory_suffices() -> None:
         queue.put_nowait(_item(seq % 3, seq))
     assert queue.spills == 0 and queue._db is None
     queue.close()
+
+
+def test_a_url_set_answers_like_a_set_of_strings() -> None:
+    urls = UrlSet()
+    added = [f"https://www.gov.cn/zhengce/{n}.htm" for n in range(0, 30_000, 3)]
+    for url in added:
+        urls.add(url)
+        urls.add(url)  # twice: counted once
+    assert len(urls) == len(added)
+    assert urls._recent and len(urls._sorted) > 4096, "the test never merged"
+    assert all(url in urls for url in added)
+    assert not any(f"https://www.gov.cn/zhengce/{n}.htm" in urls for n in range(1, 30_000, 3))
+    assert list(urls._sorted) == sorted(urls._sorted)
 
 
 def test_a_capacity_below_two_is_refused() -> None:
