@@ -298,7 +298,8 @@ class EmbeddedCrawl:
         #: when the run starts, kept up to date with every record this crawl writes, and let go
         #: of once a URL is done for the run (see _remember).
         self.known: dict[str, UrlState] = {}
-        # Bounded in memory: at its peak a crawl's frontier holds nearly every article URL.
+        # Bounded in memory: a frontier can hold most of a site's URLs at once (a list page of
+        # thousands of articles, or the URLs an interrupted crawl left queued, all resumed).
         self._ready = SpillingQueue(options.frontier_in_memory)
         self._seq = itertools.count()
         #: Visits taken on and not finished (waiting to be recorded, queued, in flight, or

@@ -1,15 +1,16 @@
 """The embedded crawl's ready queue, bounded in memory.
 
-A crawl of a site visits its list pages first (the frontier is ordered by depth), so at its peak
-nearly every article URL of the site waits on the frontier at once. :class:`SpillingQueue` keeps
-at most ``capacity`` of those visits in memory and writes the rest to a private SQLite file, from
-which they come back in the same order, smallest (depth, seq) first, when memory runs low.
+The frontier is ordered by depth, so a site whose list pages link thousands of articles, or a
+crawl that resumes thousands of URLs an earlier one left queued, has them all waiting at once.
+:class:`SpillingQueue` keeps at most ``capacity`` of those visits in memory and writes the rest
+to a private SQLite file, from which they come back in the same order, smallest (depth, seq)
+first, when memory runs low.
 
 The file is only an overflow of memory, not a record: the store holds every URL the crawl has
 queued (``queued`` records, or the state a re-visit starts from), and the next crawl resumes
 from the store. It is SQLite's private temporary database, made at the first spill in the
-temporary directory (``SQLITE_TMPDIR``, ``TMPDIR``, else /var/tmp) and deleted as it is opened, so that
-nothing is left behind even by ``kill -9``.
+temporary directory (``SQLITE_TMPDIR``, ``TMPDIR``, else /var/tmp) and deleted as it is
+opened, so that nothing is left behind even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -213,8 +214,8 @@ class _transaction:
 class UrlSet:
     """A set of URLs at 8 bytes each: their 64-bit hashes in a sorted array, the latest few in a
     Python set until they are merged in. A crawl remembers every URL it claimed; kept as
-    strings, they grew its memory by a few megabytes per 10,000 pages, and scattered through
-    the heap they kept more of it from being reused.
+    strings (~150 bytes each with the set's slot), allocated all through the crawl, they also
+    kept the memory around them from being given back.
 
     Two URLs with the same hash count as one: with 64-bit hashes (Python's own string hash,
     SipHash with a per-process key) the odds that any two of a million URLs collide are about
