@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     max_links_per_page: int = Field(
         5_000, gt=0, description="Links kept per page (in page order); the rest are counted as dropped."
     )
+    frontier_in_memory: int = Field(
+        4096,
+        ge=2,
+        description="Visits on the embedded crawl's frontier kept in memory; the rest wait in a file.",
+    )
     extraction_plans: bool = Field(
         True,
         description=(
@@ -196,7 +201,6 @@ class Settings(BaseSettings):
     flower_public_metrics: bool = Field(
         False, description="Serve Flower's /metrics without authentication (for a Prometheus scraper)."
     )
-
 
     @field_validator("database_url")
     @classmethod
@@ -339,6 +343,7 @@ class Settings(BaseSettings):
             limits=self.fetch_limits(),
             retry=self.retry_policy(),
             max_links=self.max_links_per_page,
+            frontier_in_memory=self.frontier_in_memory,
             archive=self.archive_writer(),
             extraction_plans=self.extraction_plans,
             max_pages=max_pages,

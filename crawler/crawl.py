@@ -50,6 +50,7 @@ from crawler.dedup import Fingerprint
 from crawler.document import Attachment, AttachmentLink, Document, utcnow
 from crawler.errors import CrawlerError, ExtractionCrashed, ExtractionError, ExtractionTimeout, InternalError
 from crawler.fetch import FetchLimits, FetchResult, make_client
+from crawler.frontier import DEFAULT_IN_MEMORY, FrontierItem, SpillingQueue, UrlSet
 from crawler.links import PageKind, Scope
 from crawler.pipeline import (
     AttachmentJob,
@@ -155,6 +156,8 @@ class CrawlOptions:
     max_depth: int | None = None
     revisit_all: bool = False  # visit every known URL now, whatever its next-visit time
     retry_failed: bool = False  # visit again the URLs whose last visit failed transiently
+    #: Visits waiting on the frontier kept in memory; the rest wait in a file (crawler.frontier).
+    frontier_in_memory: int = DEFAULT_IN_MEMORY
 
 
 @dataclass(slots=True)
@@ -246,13 +249,6 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-@dataclass(order=True, slots=True)
-class _Item:
-    depth: int
-    seq: int
-    visit: Visit | AttachmentVisit = field(compare=False)
-
-
 # What the writer is given, as (kind, URL state or None, value): "queued" a URL to record (value:
 # the frontier item its record gates), "state" a URL's state, "page" a page's state and outcome,
 # "release" a frontier item to let go once the batch is written (an attachment download, whose
@@ -296,12 +292,15 @@ class EmbeddedCrawl:
         self.stats = CrawlStats()
         #: The run's name (epoch seconds): start URLs and known pages are re-visited for it.
         self.run_id = time.time()
-        self.seen: set[str] = set()
+        #: Every URL this run has claimed (compact: a crawl's memory must not grow per URL).
+        self.seen = UrlSet()
         #: What the store holds about the sources' URLs that this run may still read: loaded
         #: when the run starts, kept up to date with every record this crawl writes, and let go
         #: of once a URL is done for the run (see _remember).
         self.known: dict[str, UrlState] = {}
-        self._ready: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
+        # Bounded in memory: a frontier can hold most of a site's URLs at once (a list page of
+        # thousands of articles, or the URLs an interrupted crawl left queued, all resumed).
+        self._ready = SpillingQueue(options.frontier_in_memory)
         self._seq = itertools.count()
         #: Visits taken on and not finished (waiting to be recorded, queued, in flight, or
         #: waiting for a retry); the crawl is over when none is left.
@@ -318,7 +317,7 @@ class EmbeddedCrawl:
         # Each source's own page budget (``max_pages`` in its file).
         self._source_budget: dict[str, int | None] = {s.id: s.max_pages for s in sources}
         self._starts: set[str] = set()
-        self._attachments_seen: set[str] = set()
+        self._attachments_seen = UrlSet()
         self._archive = _ThreadedArchive(options.archive) if options.archive is not None else None
         #: The extraction plans of the crawl's sites, learned from its pages (one book: this
         #: process owns the crawl; the extraction processes get each page's site's plans).
@@ -335,6 +334,11 @@ class EmbeddedCrawl:
     @property
     def queue_size(self) -> int:
         return self._ready.qsize()
+
+    @property
+    def frontier(self) -> SpillingQueue:
+        """The visits ready to go, in memory and spilled to a file."""
+        return self._ready
 
     # -- stopping ---------------------------------------------------------------------------------
 
@@ -387,7 +391,7 @@ class EmbeddedCrawl:
         self._unfinished += 1
         self._idle.clear()
         self.stats.queued += 1
-        item = _Item(visit.depth, next(self._seq), visit)
+        item = FrontierItem(visit.depth, next(self._seq), visit)
         if durable:
             self._ready.put_nowait(item)
         else:
@@ -401,7 +405,7 @@ class EmbeddedCrawl:
                 continue
             self._attachments_seen.add(link.url)
             self._unfinished += 1
-            item = _Item(
+            item = FrontierItem(
                 visit.depth + 1, next(self._seq), AttachmentVisit(link.url, visit.source_id, link.type)
             )
             # On the frontier once the page's batch (which records the links) is written.
@@ -569,6 +573,7 @@ class EmbeddedCrawl:
             finally:
                 self._pool.shutdown(wait=not self.stats.interrupted, cancel_futures=True)
                 self._write_thread.shutdown(wait=True)
+                self._ready.close()
                 if self._archive is not None:
                     self._archive.close()
         self.stats.finished = time.monotonic()
@@ -650,7 +655,9 @@ class EmbeddedCrawl:
                 if url not in self._attachments_seen:
                     self._attachments_seen.add(url)
                     self._unfinished += 1
-                    self._ready.put_nowait(_Item(0, next(self._seq), AttachmentVisit(url, source_id, kind)))
+                    self._ready.put_nowait(
+                        FrontierItem(0, next(self._seq), AttachmentVisit(url, source_id, kind))
+                    )
         if self._unfinished:
             self._idle.clear()
 
@@ -709,11 +716,11 @@ class EmbeddedCrawl:
             )
             return VisitResult("failed", error=bug)
 
-    async def _retry_later(self, item: _Item, delay: float) -> None:
+    async def _retry_later(self, item: FrontierItem, delay: float) -> None:
         """Put a visit that failed transiently back on the frontier after ``delay`` seconds
         (its URL is recorded queued, with the reason, meanwhile)."""
         await asyncio.sleep(delay)
-        self._ready.put_nowait(_Item(item.depth, next(self._seq), item.visit.next_attempt()))
+        self._ready.put_nowait(FrontierItem(item.depth, next(self._seq), item.visit.next_attempt()))
 
     # -- recording --------------------------------------------------------------------------------
 

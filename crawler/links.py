@@ -185,7 +185,10 @@ class Verdict:
     reason: str | None = None  # why not followed: out_of_scope, denied, too_deep, binary
 
 
-MAX_CACHED_VERDICTS = 50_000
+#: Verdicts remembered per scope: the menus and sidebars that repeat on every page are a few
+#: hundred URLs; a crawl's every other link is judged about once, and a larger memo only grows
+#: the crawl's memory with its size (a URL and a verdict per link judged, up to the cap).
+MAX_CACHED_VERDICTS = 4_096
 _TOO_DEEP = Verdict(False, PageKind.ANY, "too_deep")
 
 

@@ -1340,7 +1340,9 @@ class Store:
         ``fp.shingles`` may be empty (a caller that keeps many fingerprints waiting drops them):
         they are then recomputed from ``doc.text``, only if a candidate passes the estimate.
         """
-        rows = conn.execute(self._sql.candidates, {"bands": sorted(set(fp.bands))}).all()
+        # Streamed, one signature unpacked at a time: a popular band's candidates grow with the
+        # store (~1,000 at 20,000 documents), and held at once they were megabytes per page.
+        rows = conn.execute(self._sql.candidates, {"bands": sorted(set(fp.bands))})
 
         def shingles_of(ids: list[int]) -> Iterator[tuple[Row[Any], set[int]]]:
             # The candidate's shingles are recomputed from its text (~0.3 ms), only for the few
@@ -1351,7 +1353,7 @@ class Store:
         return best_story(
             fp,
             # A story this same URL stored is an earlier version of it, not another story.
-            [(int(r.id), unpack_signature(r.signature)) for r in rows if r.url != doc.url],
+            ((int(r.id), unpack_signature(r.signature)) for r in rows if r.url != doc.url),
             shingles_of,
             threshold,
             mine=lambda: _shingles(doc.text),

@@ -126,13 +126,38 @@ FIGURES: list[dict[str, Any]] = []
 def test_a_stopped_crawl_resumes_and_loses_nothing(
     setup: Setup, baseline: Crawl, signum: signal.Signals, point: float
 ) -> None:
-    db = setup.work / f"{signum.name}-{point}.sqlite3"
+    stop_and_resume(setup, baseline, signum, point)
+
+
+@pytest.mark.parametrize("signum", (signal.SIGINT, signal.SIGKILL), ids=lambda s: signal.Signals(s).name)
+def test_a_crawl_that_keeps_few_visits_in_memory_resumes_and_loses_nothing(
+    setup: Setup, baseline: Crawl, signum: signal.Signals
+) -> None:
+    """Most of the frontier waits in the crawl's spill file, which a stop drops: the store's
+    queued records alone must carry the crawl over (crawler.frontier)."""
+    stop_and_resume(setup, baseline, signum, 0.45, frontier_in_memory=8)
+
+
+def stop_and_resume(
+    setup: Setup,
+    baseline: Crawl,
+    signum: signal.Signals,
+    point: float,
+    *,
+    frontier_in_memory: int | None = None,
+) -> None:
+    """Stop the crawl with ``signum`` once ``point`` of the baseline's pages are stored, run the
+    same command again, and compare the outcome with the baseline's."""
+    env = dict(setup.env)
+    if frontier_in_memory is not None:
+        env["CRAWLER_FRONTIER_IN_MEMORY"] = str(frontier_in_memory)
+    db = setup.work / f"{signum.name}-{point}-{frontier_in_memory}.sqlite3"
     total = sum(len(story) for story in baseline.stories)
     setup.site.request_log.clear()
     proc = subprocess.Popen(
         setup.command(db),
         cwd=REPO,
-        env=setup.env,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,7 +189,7 @@ def test_a_stopped_crawl_resumes_and_loses_nothing(
     assert left.waiting, "stopped too late to mean anything: nothing was left to do"
 
     resumed = subprocess.run(
-        setup.command(db), cwd=REPO, env=setup.env, capture_output=True, text=True, timeout=300
+        setup.command(db), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = read_crawl(db)
@@ -179,7 +204,9 @@ def test_a_stopped_crawl_resumes_and_loses_nothing(
     assert max(requests.values()) <= 2, [k for k, n in requests.items() if n > 2]
     FIGURES.append(
         {
-            "signal": signum.name,
+            "signal": signum.name
+            if frontier_in_memory is None
+            else f"{signum.name}, {frontier_in_memory} in memory",
             "point": point,
             "stored_at_stop": at_stop,
             "of": total,

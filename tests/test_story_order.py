@@ -7,7 +7,7 @@ reposts (tests/test_story_rank.py checks that on the ground truth). Here the pag
 random orders, in both modes:
 
 * embedded: the frontier's order is shuffled in-process (the priority of crawler.crawl's
-  ``_Item`` becomes a random number instead of the link depth), five orders;
+  ``FrontierItem`` becomes a random number instead of the link depth), five orders;
 * Celery: the article pages are enqueued in a random order (``crawler enqueue --source``, the
   source with ``max_depth`` 0 so that no link adds its own order) for one real worker process
   with two pool processes, five orders into a store emptied between them.
@@ -116,7 +116,7 @@ def site() -> Iterator[RunningSite]:
 def test_embedded_crawls_in_shuffled_orders_store_the_originals(
     site: RunningSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real_item = crawl_module._Item
+    real_item = crawl_module.FrontierItem
     options = crawl_options(
         {"per_host_delay": 0.0, "keep_duplicate_text": True}, concurrency=4, extract_workers=1
     )
@@ -129,7 +129,7 @@ def test_embedded_crawls_in_shuffled_orders_store_the_originals(
             # page in a random order among those found so far, whatever its depth.
             return real_item(rng.random(), seq, visit)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(crawl_module, "_Item", shuffled)
+        monkeypatch.setattr(crawl_module, "FrontierItem", shuffled)
         with open_store(f"sqlite:///{tmp_path / f'order-{order}.sqlite3'}") as store:
             asyncio.run(EmbeddedCrawl([site.source(per_host_delay=0.0)], store, options).run())
             figures = judge(store, site)
