@@ -62,7 +62,8 @@ _WS = re.compile(r"\s+")
 
 
 def _visible_len(text: str) -> int:
-    return len(_WS.sub("", text))
+    # str.split() drops exactly what \s matches (both are str.isspace), 4x faster than re.sub
+    return len("".join(text.split()))
 
 
 def _is_prose(line: Line) -> bool:
@@ -356,7 +357,12 @@ _TEASER_END = re.compile(r"(?:(?<!…)…|\.{3}|。{3})\s*$|[【\[](?:详细|详
 def is_teaser(text: str) -> bool:
     """A truncated summary of another article: ends in "..."/"…" (not the "……" of prose) or in
     a 【详细】-style link."""
-    return bool(_TEASER_END.search(text))
+    # Only the end can match: the last characters of the text without its trailing blanks (a
+    # match is at most 6 characters, and the lookbehind sees the one before it)
+    return bool(_TEASER_END.search(text.rstrip()[-_TEASER_TAIL:]))
+
+
+_TEASER_TAIL = 10
 
 
 # -- rule: copyright, disclaimer, ICP footers -----------------------------------------------------
@@ -379,12 +385,12 @@ _DISCLAIMER = re.compile(
 
 def is_copyright(text: str) -> bool:
     """版权所有, Copyright, ©, ICP备/公网安备 numbers, licence and 举报 lines of a site footer."""
-    return bool(_COPYRIGHT.search(text)) and _visible_len(text) <= 200
+    return _visible_len(text) <= 200 and bool(_COPYRIGHT.search(text))  # the cheap test first
 
 
 def is_disclaimer(text: str) -> bool:
     """免责声明, "不代表本网观点", 转载 notices and platform statements."""
-    return bool(_DISCLAIMER.search(text)) and _visible_len(text) <= 300
+    return _visible_len(text) <= 300 and bool(_DISCLAIMER.search(text))
 
 
 # -- rule: contributions, e-mail, site links ------------------------------------------------------

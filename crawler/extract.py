@@ -225,12 +225,13 @@ MIN_ARTICLE_CHARS = 80
 def _text_len(element: HtmlElement, skip_code: bool = False) -> int:
     """Visible characters under ``element`` (without script/style text when ``skip_code``)."""
     # text_content() is the same text as "".join(itertext()), joined in C (4x faster)
-    total = len(_WS.sub("", element.text_content()))
+    # str.split() drops exactly what \s matches (both are str.isspace), faster than re.sub
+    total = len("".join(element.text_content().split()))
     if skip_code:
         # script and style hold raw text, never elements: their texts do not overlap (2.5x faster
         # than selecting the text nodes without a script/style ancestor)
         for code in element.iter("script", "style"):  # the element itself included
-            total -= len(_WS.sub("", code.text_content()))
+            total -= len("".join(code.text_content().split()))
     return total
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crawler.boilerplate import (
     Line,
@@ -434,3 +436,11 @@ def test_the_footer_is_cut_even_when_the_sites_address_line_follows_it() -> None
         "地址：北京市海淀区复兴路乙15号　邮编：100862　电话：010-58881800　传真：010-58881801",
     ]
     assert kept("\n".join([P1, P2, contact, *footer])) == [P1, P2, contact]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(list("…。.【】[]详细情全文更多阅读 \n\t\u3000a字")), max_size=24))
+def test_is_teaser_reads_only_the_end_and_agrees_with_the_whole_search(text: str) -> None:
+    from crawler.boilerplate import _TEASER_END
+
+    assert is_teaser(text) == bool(_TEASER_END.search(text))
