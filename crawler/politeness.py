@@ -20,6 +20,9 @@ class _HostState:
     semaphore: asyncio.Semaphore
     #: The latest start reserved (it may lie ahead: a request sleeping until its turn).
     last_start: float = float("-inf")
+    #: The latest start that happened (a turn may begin later than reserved: a busy event loop
+    #: wakes its sleeper late, and the next turn must still keep the delay from it).
+    last_actual: float = float("-inf")
 
 
 class HostThrottle:
@@ -55,8 +58,13 @@ class HostThrottle:
         now = time.monotonic()
         start = max(now, state.last_start + delay)
         state.last_start = start
-        if start > now:
+        while start > now:
             await asyncio.sleep(start - now)
+            now = time.monotonic()
+            # the turn before this one may have begun late: the delay counts from when it did
+            start = max(now, state.last_actual + delay)
+            state.last_start = max(state.last_start, start)
+        state.last_actual = max(state.last_actual, now)
 
     @asynccontextmanager
     async def slot(self, host: str, *, delay: float, concurrency: int) -> AsyncIterator[None]:

@@ -26,6 +26,26 @@ def test_requests_to_one_host_are_spaced_by_the_delay() -> None:
     assert min(gaps) >= 0.095
 
 
+def test_a_turn_that_began_late_still_keeps_the_delay_before_the_next() -> None:
+    """The event loop is busy when a request's turn comes (blocked here for 60 ms): that request
+    starts late, and the one after it still waits the whole delay from that real start."""
+
+    async def block_the_loop() -> None:
+        await asyncio.sleep(0.09)
+        time.sleep(0.06)  # a CPU-bound stretch on the loop: the sleeper due at 0.1 s wakes at ~0.15
+
+    async def go() -> list[float]:
+        throttle = HostThrottle()
+        starts: list[float] = []
+        await asyncio.gather(block_the_loop(), *(_hit(throttle, "a", starts, delay=0.1) for _ in range(3)))
+        return sorted(starts)
+
+    starts = asyncio.run(go())
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert gaps[0] > 0.12  # the second request began late
+    assert min(gaps) >= 0.099  # (the starts are read just after the throttle lets each go)
+
+
 def test_hosts_do_not_wait_for_each_other() -> None:
     async def go() -> float:
         throttle = HostThrottle()
