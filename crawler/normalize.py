@@ -11,6 +11,7 @@ blanks, and the pinyin readings some repost portals insert after characters (部
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -326,17 +327,18 @@ def _t2s_table() -> dict[int, str]:
     return _T2S
 
 
-_TRADITIONAL: re.Pattern[str] | None = None
+@functools.cache
+def _traditional() -> re.Pattern[str] | None:
+    """A class of the characters :func:`to_simplified` folds (None: it folds none)."""
+    table = _t2s_table()
+    return re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(table)) + "]") if table else None
 
 
 def to_simplified(text: str) -> str:
     """``text`` with Traditional characters folded to Simplified (for matching rules only: stored
     text keeps its script). A text without any is returned as it is: a regex class finds that
     4x faster than str.translate goes through it."""
-    global _TRADITIONAL
-    table = _t2s_table()
-    if _TRADITIONAL is None:
-        _TRADITIONAL = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(table)) + "]")
-    if _TRADITIONAL.search(text) is None:
+    traditional = _traditional()
+    if traditional is None or traditional.search(text) is None:
         return text
-    return text.translate(table)
+    return text.translate(_t2s_table())

@@ -361,3 +361,17 @@ _GARBLE_ALPHABET = st.sampled_from(
 @given(st.text(_GARBLE_ALPHABET, max_size=40) | st.text(max_size=40))
 def test_garble_stats_counts_what_a_character_by_character_count_gives(text: str) -> None:
     assert garble_stats(text) == _garble_stats_by_hand(text)
+
+
+def test_to_simplified_without_a_converter_returns_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No OpenCC table (the converter missing): matching falls back to the text as it is."""
+    from crawler import normalize
+
+    monkeypatch.setattr(normalize, "_T2S", {})
+    normalize._traditional.cache_clear()
+    try:
+        assert to_simplified("國務院發佈通知") == "國務院發佈通知"
+    finally:
+        monkeypatch.undo()
+        normalize._traditional.cache_clear()
+    assert to_simplified("國務院") == "国务院"  # the table back, folding again
