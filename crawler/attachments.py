@@ -41,11 +41,9 @@ import hashlib
 import io
 import re
 import zipfile
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import accumulate
 from typing import TYPE_CHECKING
 
 __all__ = [
@@ -65,6 +63,7 @@ from lxml.html import HtmlElement
 
 from crawler.document import AttachmentLink, utcnow
 from crawler.errors import EmptyExtraction, InvalidURL, UnreadableAttachment
+from crawler.joined import Joined
 from crawler.normalize import normalize_text
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
@@ -101,22 +100,17 @@ def _maybe_file(href: str) -> bool:
 
 
 def _file_like(anchors: Sequence[HtmlElement]) -> list[int]:
-    """The indexes, in order, of the anchors whose href passes :func:`_maybe_file`. All hrefs are
-    searched at once (a page's ~150 links tested one by one cost 0.3 ms): each word is found in
-    their joined text, and a hit is mapped back to its href by offset."""
+    """The indexes, in order, of the anchors whose href passes :func:`_maybe_file`, found by one
+    search of each word over all hrefs (a page's ~150 links tested one by one cost 0.3 ms)."""
     # lowered one by one: lower() may change a string's length ("İ"), and offsets must hold
-    hrefs = list(map(str.lower, [a.get("href") or "" for a in anchors]))
-    joined = "\n".join(hrefs)  # no word holds a newline: a hit lies inside one href
+    hrefs = Joined(list(map(str.lower, [a.get("href") or "" for a in anchors])), "\n")
     hits: set[int] = set()
-    starts: list[int] | None = None
-    for word in _MAYBE_FILE:
-        at = joined.find(word)
+    for word in _MAYBE_FILE:  # no word holds a newline: a hit lies inside one href
+        at = hrefs.text.find(word)
         while at != -1:
-            if starts is None:
-                starts = list(accumulate((len(h) + 1 for h in hrefs), initial=0))
-            index = bisect_right(starts, at) - 1
+            index = hrefs.index_at(at)
             hits.add(index)
-            at = joined.find(word, starts[index + 1])  # the next href: this one is in
+            at = hrefs.text.find(word, hrefs.start_of(index + 1))  # this href is in: the next one
     return sorted(hits)
 
 

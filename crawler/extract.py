@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
 from configparser import ConfigParser
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import accumulate
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -41,6 +39,7 @@ from crawler.attachments import (
 from crawler.boilerplate import Line
 from crawler.decode import decode_html
 from crawler.errors import EmptyExtraction, GarbledText
+from crawler.joined import Joined
 from crawler.normalize import (
     drop_replacement_runs,
     has_converted_readings,
@@ -130,8 +129,7 @@ def read_page(html: str, url: str | None = None) -> Page:
     if tree is None:
         raise EmptyExtraction("the page has no HTML content")
     page_meta = read_page_meta(tree)
-    # htmldate is a third of reading the head; a page that states its date does not need it
-    head = read_head(tree, url, date=_stated_date(page_meta) is None)
+    head = read_head(tree, url, stated_date=_stated_date(page_meta))
     discussion = is_discussion(tree, url)
 
     # on a discussion page the replies live outside the question's <article>
@@ -199,12 +197,7 @@ def finish(page: Page, lines: list[Line]) -> Extraction:
     return Extraction(
         text=text,
         title=title,
-        published_at=(
-            parse_date(meta.get("date"))
-            or parse_date(meta.get("written"))
-            or _stated_date(page.page_meta)  # when a line in the text has a date label but no date
-            or head.date
-        ),
+        published_at=(parse_date(meta.get("date")) or parse_date(meta.get("written")) or head.date),
         agency=agency,
         author=_person(meta.get("author")),
         canonical_url=head.canonical,
@@ -225,13 +218,12 @@ MIN_ARTICLE_CHARS = 80
 def _text_len(element: HtmlElement, skip_code: bool = False) -> int:
     """Visible characters under ``element`` (without script/style text when ``skip_code``)."""
     # text_content() is the same text as "".join(itertext()), joined in C (4x faster)
-    # str.split() drops exactly what \s matches (both are str.isspace), faster than re.sub
-    total = len("".join(element.text_content().split()))
+    total = boilerplate.visible_len(element.text_content())
     if skip_code:
         # script and style hold raw text, never elements: their texts do not overlap (2.5x faster
         # than selecting the text nodes without a script/style ancestor)
         for code in element.iter("script", "style"):  # the element itself included
-            total -= len("".join(code.text_content().split()))
+            total -= boilerplate.visible_len(code.text_content())
     return total
 
 
@@ -447,15 +439,16 @@ class Head:
     title: str | None
     titles: list[str] = field(default_factory=list)  # every title string, for dropping headlines
     canonical: str | None = None
-    date: str | None = None
+    date: str | None = None  # the page's own labels', else htmldate's
     lang: str | None = None
     source: str | None = None  # <meta name="ContentSource"> of TRS-style government CMSs
 
 
-def read_head(tree: HtmlElement, url: str | None, *, date: bool = True) -> Head:
-    """Title candidates, canonical URL, language, TRS source and (``date``: by htmldate) the
-    publication date. One pass over the page's title, h1, meta and link elements: each XPath
-    query this replaces walked the whole tree (0.45 -> 0.1 ms a bench page)."""
+def read_head(tree: HtmlElement, url: str | None, *, stated_date: str | None = None) -> Head:
+    """Title candidates, canonical URL, language, TRS source and the publication date: the one
+    the page's own labels state (``stated_date``), else htmldate's (a third of reading the
+    head: only when needed). One pass over the page's title, h1, meta and link elements: each
+    XPath query this replaces walked the whole tree (0.45 -> 0.1 ms a bench page)."""
     og = doc_title = canonical = lang = source = None
     h1s: list[str] = []
     site_names: list[str] = []
@@ -493,7 +486,8 @@ def read_head(tree: HtmlElement, url: str | None, *, date: bool = True) -> Head:
             canonical = None
 
     declared = _squash(tree.get("lang") or "") if tree.tag == "html" else ""
-    return Head(title, titles, canonical, _head_date(tree, url) if date else None, declared or lang, source)
+    date = stated_date or _head_date(tree, url)
+    return Head(title, titles, canonical, date, declared or lang, source)
 
 
 #: The ``name`` values of a site-name meta in the head (besides ``og:site_name``).
@@ -520,17 +514,13 @@ _FETCH_ONE_BY_ONE = 3
 
 
 def _meta_text(tree: HtmlElement) -> list[etree._ElementUnicodeResult]:
-    """The body's text nodes that hold a label, in order. Found among plain strings (joined,
-    one regex pass); only the few hits become nodes with a parent: making every text node one
-    was most of this function's time."""
-    strings = _BODY_STRINGS(tree)
-    joined = "\0".join(strings)  # no label holds NUL: a hit lies inside one text node
+    """The body's text nodes that hold a label, in order. Found among plain strings (one regex
+    pass over all of them); only the few hits become nodes with a parent: making every text
+    node one was most of this function's time."""
+    strings = Joined(_BODY_STRINGS(tree), "\0")  # no label holds NUL: a hit lies in one node
     hits: list[int] = []
-    starts: list[int] | None = None
-    for match in _META_LABEL.finditer(joined):
-        if starts is None:
-            starts = list(accumulate((len(s) + 1 for s in strings), initial=0))
-        index = bisect_right(starts, match.start()) - 1
+    for match in _META_LABEL.finditer(strings.text):
+        index = strings.index_at(match.start())
         if not hits or hits[-1] != index:
             hits.append(index)
     if not hits:

@@ -85,9 +85,9 @@ def test_head_metadata_in_one_pass() -> None:
 
     tree = parse_html(html)
     assert tree is not None
-    head = read_head(tree, "https://kjt.example.gov.cn/b/2.html", date=False)
+    head = read_head(tree, "https://kjt.example.gov.cn/b/2.html", stated_date="2024-01-02")
     assert head.canonical == "https://kjt.example.gov.cn/a/1.html"
-    assert head.lang == "zh-CN" and head.source == "科技厅办公室" and head.date is None
+    assert head.lang == "zh-CN" and head.source == "科技厅办公室" and head.date == "2024-01-02"
     assert "关于印发方案的通知" in head.titles and "通知 - 科技厅" in head.titles
 
 
