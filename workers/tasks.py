@@ -98,7 +98,7 @@ from workers.app import (
     visibility_timeout,
 )
 from workers.routing import CRAWL_SOURCE, FETCH_ATTACHMENT, FETCH_PAGE
-from workers.state import CrawlState, connect
+from workers.state import CrawlState, StartGrant, connect
 
 log = get_task_logger(__name__)
 
@@ -331,6 +331,16 @@ async def start_request(state: CrawlState, host: str, delay: float) -> None:
     raise HostBusy(f"{host} stayed busy; trying later")
 
 
+async def take_turn(state: CrawlState, host: str, delay: float, grant: StartGrant) -> None:
+    """Start a request at a granted turn: sleep until it and record the start, unless the grant
+    recorded it already (no wait was needed)."""
+    if grant.started:
+        return
+    if grant.wait > 0:
+        await asyncio.sleep(grant.wait)
+    await start_request(state, host, delay)
+
+
 def _not_yet_visited(known: UrlState | None) -> bool:
     """A URL a redelivered visit sends (or follows) again although Redis says it was claimed:
     the store has not seen it, or has it only as queued (its claim may have died with the
@@ -451,22 +461,14 @@ class ClusterPorts:
                 return Turn(later=max(0.0, grant.wait - DEFER_EARLY))
             return Turn(later=grant.wait * random.uniform(0.5, 1.5))
         try:
-            if not grant.started:
-                if grant.wait > 0:
-                    await asyncio.sleep(grant.wait)
-                await start_request(state, host, delay)
+            await take_turn(state, host, delay, grant)
         except BaseException:
             state.release(host, grant.token)
             raise
         return Turn(release=lambda: state.release(host, grant.token))
 
     async def hop(self, host: str, *, delay: float) -> None:
-        grant = self.rt.state.reserve(host, delay=delay, go=True)
-        if grant.started:
-            return
-        if grant.wait > 0:
-            await asyncio.sleep(grant.wait)
-        await start_request(self.rt.state, host, delay)
+        await take_turn(self.rt.state, host, delay, self.rt.state.reserve(host, delay=delay, go=True))
 
     # Budget
 
