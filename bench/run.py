@@ -815,8 +815,10 @@ def print_report(
             f"{summary.get('limit', {}).get('call_cpu_ms', float('nan')):.2f}); plans served "
             f"{pipeline['pipeline_served_share']:.1%} of the pages; on a fast-path "
             f"page (CPU ms, one by one): process_page {stages['process_page']:.2f} = decode "
-            f"{stages['decode']:.2f} + links {stages['links']:.2f} + extraction {stages['extraction']:.2f} "
-            f"+ fingerprint {stages['fingerprint']:.2f} (+ the rest)"
+            f"{stages['decode']:.2f} + lexbor parse {stages.get('parse', 0.0):.2f} (shared by the links "
+            f"and the fast path) + links {stages['links']:.2f} + extraction {stages['extraction']:.2f} "
+            f"+ fingerprint {stages['fingerprint']:.2f} (+ the rest); read from lexbor's tree: "
+            f"{stages.get('lexbor_share') or 0.0:.0%} of them"
         )
     for name in ("embedded", "noplans", "distributed"):
         s = summary.get(name, {})

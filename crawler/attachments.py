@@ -99,11 +99,11 @@ def _maybe_file(href: str) -> bool:
     return any(word in lowered for word in _MAYBE_FILE)
 
 
-def _file_like(anchors: Sequence[HtmlElement]) -> list[int]:
-    """The indexes, in order, of the anchors whose href passes :func:`_maybe_file`, found by one
-    search of each word over all hrefs (a page's ~150 links tested one by one cost 0.3 ms)."""
+def file_like(raw_hrefs: Sequence[str]) -> list[int]:
+    """The indexes, in order, of the hrefs that pass :func:`_maybe_file`, found by one search of
+    each word over all of them (a page's ~150 links tested one by one cost 0.3 ms)."""
     # lowered one by one: lower() may change a string's length ("İ"), and offsets must hold
-    hrefs = Joined(list(map(str.lower, [a.get("href") or "" for a in anchors])), "\n")
+    hrefs = Joined(list(map(str.lower, raw_hrefs)), "\n")
     hits: set[int] = set()
     for word in _MAYBE_FILE:  # no word holds a newline: a hit lies inside one href
         at = hrefs.text.find(word)
@@ -214,16 +214,12 @@ def attachment_candidates(
     base = base or base_url(root, page_url)
     found: dict[str, AttachmentCandidate] = {}
     anchors = list(root.iter("a"))
-    for index in _file_like(anchors):
+    for index in file_like([a.get("href") or "" for a in anchors]):
         anchor = anchors[index]
-        href = (anchor.get("href") or "").strip()
-        if href.startswith(("#", "javascript:", "mailto:")):
+        typed = _typed_url(anchor.get("href") or "", base, max_url_length)
+        if typed is None:
             continue
-        try:
-            url = canonicalize(urljoin(base, href), max_length=max_url_length)
-        except (InvalidURL, ValueError):
-            continue
-        kind, script = type_of_url(url)
+        url, kind, script = typed
         title = _WS.sub(" ", anchor.text_content()).strip() or (anchor.get("title") or "").strip()
         if kind is None and script:
             named = _EXTENSION.search(title)  # "申报书模板.docx" behind DownLoad.aspx?FileID=12
@@ -240,6 +236,49 @@ def attachment_candidates(
         elif in_block:
             found[url].in_block = True
     return list(found.values())
+
+
+def _typed_url(href: str, base: str, max_url_length: int) -> tuple[str, str | None, bool] | None:
+    """A link's canonical URL and :func:`type_of_url`, or None for a link that is no file's."""
+    href = href.strip()
+    if href.startswith(("#", "javascript:", "mailto:")):
+        return None
+    try:
+        url = canonicalize(urljoin(base, href), max_length=max_url_length)
+    except (InvalidURL, ValueError):
+        return None
+    return (url, *type_of_url(url))
+
+
+def may_link_files(hrefs: Sequence[str], base: str, *, max_url_length: int = DEFAULT_MAX_URL_LENGTH) -> bool:
+    """Whether any of these hrefs could be an attachment candidate's: its URL names a document
+    type or a download script (:func:`attachment_candidates` then looks at the anchor)."""
+    origin = urlsplit(base)[:2]
+    for index in file_like(hrefs):
+        href = hrefs[index]
+        # a site's pages repeat their chrome's links ("/app/download.htm"): the verdict on an
+        # href that resolves against the base's scheme and host alone is remembered
+        key = (origin, href, max_url_length) if _ORIGIN_ONLY.match(href) else None
+        verdict = _FILE_VERDICTS.get(key) if key else None
+        if verdict is None:
+            typed = _typed_url(href, base, max_url_length)
+            verdict = typed is not None and (typed[1] is not None or typed[2])
+            if key:
+                if len(_FILE_VERDICTS) >= FILE_VERDICTS_SIZE:
+                    _FILE_VERDICTS.clear()
+                _FILE_VERDICTS[key] = verdict
+        if verdict:
+            return True
+    return False
+
+
+#: :func:`may_link_files`'s verdicts by (base scheme and host, href, URL length limit); bounded:
+#: cleared when full.
+_FILE_VERDICTS: dict[tuple[tuple[str, str], str, int], bool] = {}
+FILE_VERDICTS_SIZE = 4096
+#: An href that resolves against the base's scheme and host alone: absolute, or from the root
+#: (not "//host", not one whose authority is empty: those need more of the base, see links.py).
+_ORIGIN_ONLY = re.compile(r"\s*(?:/(?!/)|https?://[^/?#\s])", re.IGNORECASE)
 
 
 def select_attachments(candidates: Iterable[AttachmentCandidate], text: str) -> list[AttachmentLink]:

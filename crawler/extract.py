@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from configparser import ConfigParser
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
+from typing import Protocol, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
@@ -129,7 +132,7 @@ def read_page(html: str, url: str | None = None) -> Page:
     if tree is None:
         raise EmptyExtraction("the page has no HTML content")
     page_meta = read_page_meta(tree)
-    head = read_head(tree, url, stated_date=_stated_date(page_meta))
+    head = read_head(tree, url, stated_date=stated_date(page_meta))
     discussion = is_discussion(tree, url)
 
     # on a discussion page the replies live outside the question's <article>
@@ -159,7 +162,17 @@ def trafilatura_lines(page: Page) -> list[Line]:
     return _main_lines(page.region, page.url, page.discussion, page.min_size)
 
 
-def finish(page: Page, lines: list[Line]) -> Extraction:
+class PageFacts(Protocol):
+    """What :func:`finish` reads of a page besides its lines (a :class:`Page`, or the fast
+    path's :class:`crawler.fastread.FastPage`)."""
+
+    url: str | None
+    head: Head
+    page_meta: dict[str, str]
+    candidates: list[AttachmentCandidate]
+
+
+def finish(page: PageFacts, lines: list[Line]) -> Extraction:
     """The text and metadata of ``page`` from the lines of its article."""
     if not lines:
         raise EmptyExtraction("no main text found")
@@ -186,7 +199,7 @@ def finish(page: Page, lines: list[Line]) -> Extraction:
     if title:
         title, lost_in_title = drop_replacement_runs(title)
         lost += lost_in_title
-        title = _squash(title) or None
+        title = squash_spaces(title) or None
 
     meta = {**page.page_meta, **cleaned.meta}  # a line inside the text is the more specific
     source = head.source
@@ -245,7 +258,7 @@ def _article_region(tree: HtmlElement) -> HtmlElement:
 #: class/id words of recommendation streams and headline lists next to an article ("more
 #: stories", "recommend", "related", "hot news", rankings, carousels); trafilatura's own lists
 #: miss these spellings. Checked on the corpus: they hold chrome, not article text.
-_STREAM_ATTR = re.compile(
+STREAM_ATTR = re.compile(
     r"recommend|more[-_]?stories|hot[-_]?news|\brank(?:ing)?\b|rank[-_]|carousel|\brelated?\b|related[-_]|[-_]related",
     re.IGNORECASE,
 )
@@ -254,7 +267,7 @@ MAX_PRUNE_SHARE = 0.5
 
 
 def _prune_streams(root: HtmlElement, title: str | None = None) -> None:
-    """Remove recommendation streams and headline lists (see :data:`_STREAM_ATTR`).
+    """Remove recommendation streams and headline lists (see :data:`STREAM_ATTR`).
 
     Never an element that holds the headline, an ``<article>``, or most of the text. The
     headline is the page's only ``<h1>``, or, when it has several, one that is the title: a
@@ -265,7 +278,7 @@ def _prune_streams(root: HtmlElement, title: str | None = None) -> None:
     h1s: list[HtmlElement] | None = None
     doomed = []
     for el in root.iter("div", "section", "ul", "ol", "aside", "dl", "table"):
-        if not _STREAM_ATTR.search(f"{el.get('class', '')} {el.get('id', '')}"):
+        if not STREAM_ATTR.search(f"{el.get('class', '')} {el.get('id', '')}"):
             continue
         if h1s is None:
             h1s = list(root.iter("h1"))
@@ -284,7 +297,7 @@ def _prune_streams(root: HtmlElement, title: str | None = None) -> None:
 
 
 def _is_headline(h1: HtmlElement, title: str) -> bool:
-    text = _squash(h1.text_content())
+    text = squash_spaces(h1.text_content())
     return bool(text) and (text in title or title in text)
 
 
@@ -409,10 +422,10 @@ def _main_lines(region: HtmlElement, url: str | None, discussion: bool, min_size
 
 #: URL words of discussion pages (forums, Q&A, threads, short-review lists), where the replies
 #: are the content rather than reader comments under an article.
-_DISCUSSION_URL = re.compile(
+DISCUSSION_URL = re.compile(
     r"bbs|forum|thread|topic|question|discuss|tieba|zhidao|comments|answer|showannounce|/faq/", re.IGNORECASE
 )
-_DISCUSSION_LD = re.compile(r'"@type"\s*:\s*"(?:DiscussionForumPosting|QAPage|Question)"')
+DISCUSSION_LD = re.compile(r'"@type"\s*:\s*"(?:DiscussionForumPosting|QAPage|Question)"')
 
 
 def is_discussion(tree: HtmlElement, url: str | None) -> bool:
@@ -421,10 +434,10 @@ def is_discussion(tree: HtmlElement, url: str | None) -> bool:
     There the replies are kept (measured: forum pages of the corpus 0.72 -> 0.81 mean F1).
     """
     parts = urlsplit(url or "")
-    if parts.scheme in ("http", "https") and _DISCUSSION_URL.search(f"{parts.netloc}{parts.path}"):
+    if parts.scheme in ("http", "https") and DISCUSSION_URL.search(f"{parts.netloc}{parts.path}"):
         return True
     return any(
-        s.text and _DISCUSSION_LD.search(s.text)
+        s.text and DISCUSSION_LD.search(s.text)
         for s in tree.iterfind('.//script[@type="application/ld+json"]')
     )
 
@@ -460,38 +473,59 @@ def read_head(tree: HtmlElement, url: str | None, *, stated_date: str | None = N
             if content is None:
                 continue
             if og is None and "og:title" in (prop, name):
-                og = _squash(content) or None
+                og = squash_spaces(content) or None
             if source is None and name in ("ContentSource", "contentsource", "source"):
-                source = _squash(content) or None
+                source = squash_spaces(content) or None
             if lang is None and get("http-equiv") in ("content-language", "Content-Language"):
-                lang = _squash(content) or None
+                lang = squash_spaces(content) or None
             in_head = head is not None and el.getparent() is head
-            if in_head and (prop == "og:site_name" or name in _SITE_NAME_METAS):
-                site_names.append(_squash(content))
+            if in_head and (prop == "og:site_name" or name in SITE_NAME_METAS):
+                site_names.append(squash_spaces(content))
         elif tag == "title":
             if doc_title is None:
                 doc_title = _first([el.text or "", *(child.tail or "" for child in el)])
         elif tag == "h1":
-            text = _squash("".join(el.itertext()))
+            text = squash_spaces("".join(el.itertext()))
             if text:
                 h1s.append(text)
         elif canonical is None and get("rel") == "canonical":
-            canonical = _squash(get("href") or "") or None
-    title = best_title(doc_title, og, h1s, site_names)
-    titles = [t for t in dict.fromkeys((title, og, doc_title, *h1s)) if t]
+            canonical = squash_spaces(get("href") or "") or None
+    declared = tree.get("lang") if tree.tag == "html" else None
+    date = stated_date or _head_date(tree, url)
+    facts = HeadFacts(doc_title, og, h1s, site_names, canonical, declared, lang, source)
+    return assemble_head(facts, url, date)
 
+
+@dataclass(slots=True)
+class HeadFacts:
+    """What a page's title, h1, meta and link elements say, before the head is made of it (read
+    with lxml by :func:`read_head`, with lexbor by :mod:`crawler.fastread`)."""
+
+    doc_title: str | None = None
+    og_title: str | None = None
+    h1s: list[str] = field(default_factory=list)
+    site_names: list[str] = field(default_factory=list)
+    canonical: str | None = None
+    declared_lang: str | None = None  # <html lang>
+    meta_lang: str | None = None  # <meta http-equiv="content-language">
+    source: str | None = None
+
+
+def assemble_head(facts: HeadFacts, url: str | None, date: str | None) -> Head:
+    """The :class:`Head` of a page from what its elements say."""
+    title = best_title(facts.doc_title, facts.og_title, facts.h1s, facts.site_names)
+    titles = [t for t in dict.fromkeys((title, facts.og_title, facts.doc_title, *facts.h1s)) if t]
+    canonical = facts.canonical
     if canonical:
         canonical = urljoin(url, canonical) if url else canonical
         if not canonical.startswith(("http://", "https://")):
             canonical = None
-
-    declared = _squash(tree.get("lang") or "") if tree.tag == "html" else ""
-    date = stated_date or _head_date(tree, url)
-    return Head(title, titles, canonical, date, declared or lang, source)
+    declared = squash_spaces(facts.declared_lang or "")
+    return Head(title, titles, canonical, date, declared or facts.meta_lang, facts.source)
 
 
 #: The ``name`` values of a site-name meta in the head (besides ``og:site_name``).
-_SITE_NAME_METAS = ("SiteName", "sitename", "site_name", "application-name")
+SITE_NAME_METAS = ("SiteName", "sitename", "site_name", "application-name")
 
 
 #: The body's text nodes holding a metadata label (来源, 作者, 发布时间/日期, 发布机构, 发文机关,
@@ -501,7 +535,7 @@ _SITE_NAME_METAS = ("SiteName", "sitename", "site_name", "application-name")
 #: corpus, machine loaded), for three times the labels.
 _BODY_TEXT = etree.XPath("//body//text()")
 _SP = "[ \u3000\u00a0]*"
-_META_LABEL = re.compile(
+META_LABEL = re.compile(
     "来源|來源|作者|发布时间|發布時間|发布日期|發布日期|发布单位|發布單位|发文机关|發文機關|发文单位|發文單位|"
     f"发布机关|發布機關|文号|文號|发文字号|發文字號|成文日期|索{_SP}引{_SP}号|發{_SP}布{_SP}機{_SP}構|发{_SP}布{_SP}机{_SP}构"
 )
@@ -513,16 +547,21 @@ _BODY_TEXT_AT = etree.XPath("(//body//text())[$n]")
 _FETCH_ONE_BY_ONE = 3
 
 
+def label_hits(strings: Joined) -> list[int]:
+    """The indexes, in order, of the strings (text nodes joined by NUL) that hold a label."""
+    hits: list[int] = []
+    for match in META_LABEL.finditer(strings.text):
+        index = strings.index_at(match.start())
+        if not hits or hits[-1] != index:
+            hits.append(index)
+    return hits
+
+
 def _meta_text(tree: HtmlElement) -> list[etree._ElementUnicodeResult]:
     """The body's text nodes that hold a label, in order. Found among plain strings (one regex
     pass over all of them); only the few hits become nodes with a parent: making every text
     node one was most of this function's time."""
-    strings = Joined(_BODY_STRINGS(tree), "\0")  # no label holds NUL: a hit lies in one node
-    hits: list[int] = []
-    for match in _META_LABEL.finditer(strings.text):
-        index = strings.index_at(match.start())
-        if not hits or hits[-1] != index:
-            hits.append(index)
+    hits = label_hits(Joined(_BODY_STRINGS(tree), "\0"))  # no label holds NUL: a hit lies in one node
     if not hits:
         return []
     if len(hits) <= _FETCH_ONE_BY_ONE:
@@ -534,11 +573,16 @@ def _meta_text(tree: HtmlElement) -> list[etree._ElementUnicodeResult]:
 #: A label cell of a disclosure table or list: the label alone, its value in the next cell
 #: (``<td>发文字号：</td><td>国科发〔2024〕12号</td>``, ``<dt>``/``<dd>``, ``<span>label</span>value``).
 _LABEL_CELL = re.compile(rf"^\s*(?:{boilerplate.DISCLOSURE_ALT}|来源|信息来源)\s*[:：︰]?\s*$")
-_CELL_TAGS = frozenset(
+CELL_TAGS = frozenset(
     {"td", "th", "dt", "dd", "span", "label", "b", "strong", "em", "div", "li", "p", "font"}
 )
 #: Candidate nodes looked at per page: metadata sits in the header, before the text's own labels.
 MAX_META_NODES = 40
+#: Elements a metadata line is never looked for in (climbing from a label's text node).
+META_STOP_TAGS = ("body", "html", "script", "style")
+
+
+_Node = TypeVar("_Node")
 
 
 def read_page_meta(tree: HtmlElement) -> dict[str, str]:
@@ -546,12 +590,18 @@ def read_page_meta(tree: HtmlElement) -> dict[str, str]:
     发文字号, 成文日期, 发布日期), wherever they stand (often outside the article body, where
     trafilatura does not look): the first short elements that parse as metadata lines, and the
     label cells whose values sit in the next cell."""
+    return gather_meta(_meta_text(tree), _read_node)
+
+
+def gather_meta(nodes: Iterable[_Node], read: Callable[[_Node, dict[str, str]], None]) -> dict[str, str]:
+    """What ``read`` finds in the first :data:`MAX_META_NODES` label nodes (read_page_meta's
+    rules, for either parser's nodes)."""
     found: dict[str, str] = {}
-    for node in _meta_text(tree)[:MAX_META_NODES]:
+    for node in islice(nodes, MAX_META_NODES):
         # Once the page's own 来源 and date are known, later labels (a comment's 作者, a list's
         # 来源) only complete what an official document adds: its issuer, number, signing date.
         into = found if not ("source" in found and "date" in found) else {}
-        _read_node(node, into)
+        read(node, into)
         if into is not found:
             for key in ("agency", "number", "written"):
                 if key in into:
@@ -561,45 +611,35 @@ def read_page_meta(tree: HtmlElement) -> dict[str, str]:
     return found
 
 
-def _read_node(node: etree._ElementUnicodeResult, found: dict[str, str]) -> None:
-    """Read the metadata line or label cell that holds a text node with a label."""
-    el = node.getparent()
-    is_tail = getattr(node, "is_tail", False)
-    if el is not None and not is_tail and el.tag in _CELL_TAGS and _LABEL_CELL.match(to_simplified(node)):
-        whole = el.text_content()  # the label alone in its element, not "来源:<a>新华网</a>"
-        if len(whole) <= 24 and _LABEL_CELL.match(to_simplified(whole)):
-            _read_label_cell(el, found)
-            return
-    if el is not None and is_tail:
-        el = el.getparent()
-    for _ in range(3):  # the label may sit in a <small> or <span> inside the line
-        if el is None or el.tag in ("body", "html", "script", "style"):
-            return
-        text = _squash(el.text_content())
-        if len(text) > 160:
-            return
-        if "(" in text or "（" in text:  # a repost's readings would cut a value short
-            text = strip_pinyin_readings(text)
-        simplified = to_simplified(text)
-        meta = boilerplate.parse_meta_line(simplified) or boilerplate.parse_disclosure_row(simplified)
-        if meta is not None and meta.strong and any(v for _, v in meta.pairs):
-            boilerplate.read_meta(meta, text, found)
-            return
-        el = el.getparent()
+def is_label_text(text: str) -> bool:
+    """A text node that may be a label cell's own text (its element is checked whole next)."""
+    return _LABEL_CELL.match(to_simplified(text)) is not None
 
 
-def _read_label_cell(cell: HtmlElement, found: dict[str, str]) -> None:
-    """A label alone in its element: the value is the text after it in the same parent (a
-    ``<span>`` label's tail), else the next element's text (the next ``<td>``/``<dd>``)."""
-    label = _squash(cell.text_content())
-    value = _squash(cell.tail or "")
-    if not value:
-        nxt = cell.getnext()
-        while nxt is not None and not isinstance(nxt, HtmlElement):
-            nxt = nxt.getnext()
-        if nxt is None or nxt.tag not in _CELL_TAGS:
-            return
-        value = _squash(nxt.text_content())
+def is_label_cell(whole: str) -> bool:
+    """An element's whole text is a label alone ("来源:", not "来源:<a>新华网</a>")."""
+    return len(whole) <= 24 and _LABEL_CELL.match(to_simplified(whole)) is not None
+
+
+def read_meta_line(text: str, found: dict[str, str]) -> bool | None:
+    """Read an element's text as a metadata line: True when it was one, False when not, None
+    when it is too long to be one (its ancestors are longer still: stop climbing)."""
+    text = squash_spaces(text)
+    if len(text) > 160:
+        return None
+    if "(" in text or "（" in text:  # a repost's readings would cut a value short
+        text = strip_pinyin_readings(text)
+    simplified = to_simplified(text)
+    meta = boilerplate.parse_meta_line(simplified) or boilerplate.parse_disclosure_row(simplified)
+    if meta is not None and meta.strong and any(v for _, v in meta.pairs):
+        boilerplate.read_meta(meta, text, found)
+        return True
+    return False
+
+
+def read_label_value(label: str, value: str, found: dict[str, str]) -> None:
+    """A label cell's text and the value next to it, read as one metadata line."""
+    label, value = squash_spaces(label), squash_spaces(value)
     if not value or len(value) > 80:
         return
     line = strip_pinyin_readings(f"{label.rstrip(':：︰ ')}：{value}")
@@ -608,15 +648,48 @@ def _read_label_cell(cell: HtmlElement, found: dict[str, str]) -> None:
         boilerplate.read_meta(meta, line, found)
 
 
+def _read_node(node: etree._ElementUnicodeResult, found: dict[str, str]) -> None:
+    """Read the metadata line or label cell that holds a text node with a label."""
+    el = node.getparent()
+    is_tail = getattr(node, "is_tail", False)
+    is_cell = el is not None and not is_tail and el.tag in CELL_TAGS and is_label_text(node)
+    if is_cell and is_label_cell(el.text_content()):
+        _read_label_cell(el, found)
+        return
+    if el is not None and is_tail:
+        el = el.getparent()
+    for _ in range(3):  # the label may sit in a <small> or <span> inside the line
+        if el is None or el.tag in META_STOP_TAGS:
+            return
+        if read_meta_line(el.text_content(), found) is not False:
+            return
+        el = el.getparent()
+
+
+def _read_label_cell(cell: HtmlElement, found: dict[str, str]) -> None:
+    """A label alone in its element: the value is the text after it in the same parent (a
+    ``<span>`` label's tail), else the next element's text (the next ``<td>``/``<dd>``)."""
+    value = cell.tail or ""
+    if not squash_spaces(value):
+        nxt = cell.getnext()
+        while nxt is not None and not isinstance(nxt, HtmlElement):
+            nxt = nxt.getnext()
+        if nxt is None or nxt.tag not in CELL_TAGS:
+            return
+        value = nxt.text_content()
+    read_label_value(cell.text_content(), value, found)
+
+
 def _first(values: list[object]) -> str | None:
     for value in values:
-        text = _squash(str(value))
+        text = squash_spaces(str(value))
         if text:
             return text
     return None
 
 
-def _squash(text: str) -> str:
+def squash_spaces(text: str) -> str:
+    """Blank runs made one space, ends stripped."""
     return _WS.sub(" ", text).strip()
 
 
@@ -750,7 +823,7 @@ def parse_date(value: str | None) -> str | None:
     return day.isoformat()
 
 
-def _stated_date(page_meta: dict[str, str]) -> str | None:
+def stated_date(page_meta: dict[str, str]) -> str | None:
     """The date the page's own labels state (发布日期, else 成文日期), parsed."""
     return parse_date(page_meta.get("date")) or parse_date(page_meta.get("written"))
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 
 
 class Joined:
@@ -21,8 +22,9 @@ class Joined:
 
     def _offsets(self) -> list[int]:
         if self._starts is None:
+            # C iterators throughout: a generator here cost a Python step per string
             step = len(self.separator)
-            self._starts = list(accumulate((len(s) + step for s in self.strings), initial=0))
+            self._starts = list(accumulate(map(add, map(len, self.strings), repeat(step)), initial=0))
         return self._starts
 
     def index_at(self, offset: int) -> int:

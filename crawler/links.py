@@ -38,33 +38,59 @@ def extract_links(html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX
     return extract_links_capped(html, page_url, max_url_length=max_url_length, limit=None)[0]
 
 
+@dataclass(slots=True)
+class LinkTargets:
+    """A page's link targets as written: every ``<a href>``/``<area href>`` (and whether it may
+    be followed: not ``rel=nofollow``), the meta refresh URLs, the ``<base href>``."""
+
+    anchors: list[tuple[str, bool]]
+    refresh: list[str]
+    base_href: str | None
+
+    @classmethod
+    def of(cls, tree: HTMLParser) -> LinkTargets:
+        """Read from lexbor's tree in one walk (each CSS query walks the whole tree)."""
+        anchors: list[tuple[str, bool]] = []
+        refresh: list[str] = []
+        base_href = None
+        for node in tree.css("base[href], a[href], area[href], meta[http-equiv]"):
+            attributes = node.attributes  # a dict built per call: read it once
+            tag = node.tag
+            if tag == "meta":
+                if (attributes.get("http-equiv") or "").lower() == "refresh":
+                    match = _REFRESH_URL.search(attributes.get("content") or "")
+                    if match:
+                        refresh.append(match.group(1))
+            elif tag == "base":
+                if base_href is None:
+                    base_href = attributes.get("href") or ""
+            else:
+                href = attributes.get("href")
+                if href:
+                    anchors.append((href, "nofollow" not in (attributes.get("rel") or "").lower()))
+        return cls(anchors, refresh, base_href)
+
+
 def extract_links_capped(
-    html: str, page_url: str, *, max_url_length: int = DEFAULT_MAX_URL_LENGTH, limit: int | None
+    html: str,
+    page_url: str,
+    *,
+    max_url_length: int = DEFAULT_MAX_URL_LENGTH,
+    limit: int | None,
+    targets: LinkTargets | None = None,
 ) -> tuple[list[str], int]:
     """:func:`extract_links`, keeping the first ``limit`` links (None: all), and how many were
     dropped: the distinct link targets, as written in the page, after the kept ones (they are
-    not resolved, so a hostile page of a million links costs little more than its parse)."""
-    tree = HTMLParser(html)
+    not resolved, so a hostile page of a million links costs little more than its parse).
+    ``targets``: the page's, read already (the extraction's fast path reads the same tree)."""
+    if targets is None:
+        targets = LinkTargets.of(HTMLParser(html))
     base = page_url
-    base_node = tree.css_first("base[href]")
-    if base_node is not None:
-        base_href = (base_node.attributes.get("href") or "").strip()
-        if base_href:
-            base = resolve(page_url, base_href)
-
-    candidates: list[str] = []
-    for node in tree.css("a[href], area[href]"):
-        attributes = node.attributes  # a dict built per call: read it once
-        if "nofollow" in (attributes.get("rel") or "").lower():
-            continue
-        href = attributes.get("href")
-        if href:
-            candidates.append(href)
-    for node in tree.css("meta[http-equiv]"):
-        if (node.attributes.get("http-equiv") or "").lower() == "refresh":
-            match = _REFRESH_URL.search(node.attributes.get("content") or "")
-            if match:
-                candidates.append(match.group(1))
+    base_href = (targets.base_href or "").strip()
+    if base_href:
+        base = resolve(page_url, base_href)
+    candidates = [href for href, follow in targets.anchors if follow]
+    candidates += targets.refresh
 
     seen: set[str] = set()
     links: list[str] = []

@@ -334,6 +334,12 @@ def _traditional() -> re.Pattern[str] | None:
     return re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(table)) + "]") if table else None
 
 
+def has_traditional(text: str) -> bool:
+    """Whether :func:`to_simplified` would change ``text``."""
+    traditional = _traditional()
+    return traditional is not None and traditional.search(text) is not None
+
+
 def to_simplified(text: str) -> str:
     """``text`` with Traditional characters folded to Simplified (for matching rules only: stored
     text keeps its script). A text without any is returned as it is: a regex class finds that

@@ -34,7 +34,8 @@ from crawler.errors import (
     UnreadableAttachment,
 )
 from crawler.extract import Extraction, extract
-from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE, PageKind, extract_links_capped
+from crawler.fastread import parse as parse_lexbor
+from crawler.links import DEFAULT_MAX_LINKS_PER_PAGE, LinkTargets, PageKind, extract_links_capped
 from crawler.plans import PlanOrders, PlanReport, extract_planned
 from crawler.urls import DEFAULT_MAX_URL_LENGTH, canonicalize
 
@@ -163,10 +164,20 @@ def _process_page(job: PageJob) -> PageOutcome:
         return PageOutcome.failed(DecodeCrashed(f"{type(exc).__name__}: {exc}"))
     outcome.encoding = decoded.encoding
 
+    # lexbor's parse and the page's link targets: the links stage's, and a served page's when
+    # its plan reads lexbor's tree (crawler.fastread)
+    tree, hrefs = None, None
     if job.follow_links:
         try:
+            tree = parse_lexbor(decoded.text)
+            targets = LinkTargets.of(tree)
+            hrefs = [href for href, _ in targets.anchors]
             outcome.links, outcome.links_dropped = extract_links_capped(
-                decoded.text, job.final_url, max_url_length=job.max_url_length, limit=job.max_links
+                decoded.text,
+                job.final_url,
+                max_url_length=job.max_url_length,
+                limit=job.max_links,
+                targets=targets,
             )
         except ExtractionTimeout:
             raise
@@ -180,7 +191,12 @@ def _process_page(job: PageJob) -> PageOutcome:
             extraction = extract(decoded.text, job.final_url)
         else:
             extraction = extract_planned(
-                decoded.text, job.final_url, job.plans, lambda report: setattr(outcome, "plan_report", report)
+                decoded.text,
+                job.final_url,
+                job.plans,
+                lambda report: setattr(outcome, "plan_report", report),
+                tree,
+                hrefs,
             )
     except EmptyExtraction as exc:
         if job.kind is PageKind.ARTICLE:

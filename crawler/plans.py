@@ -48,10 +48,23 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from lxml.html import HtmlElement
+from selectolax.lexbor import LexborHTMLParser
 
-from crawler.boilerplate import Line
+from crawler.boilerplate import Line, make_lines
 from crawler.errors import ExtractionError, ExtractionTimeout
 from crawler.extract import Extraction, Page, extract, finish, read_page, trafilatura_lines
+from crawler.fastread import (
+    BLOCK,
+    DIGITS,
+    HIDDEN_STYLE,
+    KIND,
+    SKIP,
+    TOKEN_WITH_DIGITS,
+    Selector,
+    Unsure,
+    parse,
+    read_served,
+)
 from crawler.normalize import strip_pinyin_readings
 
 log = logging.getLogger(__name__)
@@ -73,61 +86,7 @@ MAX_MISSES_IN_ROW = 5
 #: Container candidates tried per learning page (smallest first).
 MAX_CONTAINER_TRIES = 4
 
-Selector = tuple[str, str, str]  # (tag, "id" or "class", value)
-
-_DIGITS = re.compile(r"\d")
-_TOKEN_WITH_DIGITS = re.compile(r"[A-Za-z0-9]*\d[A-Za-z0-9]*")
 _WS = re.compile(r"\s+")
-#: Elements whose text is never article text: those trafilatura removes with their content
-#: (its MANUALLY_CLEANED list, copied so that importing this module does not load trafilatura).
-_SKIP = frozenset(
-    """aside embed fencedframe footer form head iframe menu object script applet audio canvas figure
-    map picture svg video area blink button datalist dialog frame frameset fieldset link input label
-    legend marquee math menuitem nav noindex noscript optgroup option output param progress rp rt rtc
-    select source style track textarea time use template title meta""".split()  # noqa: SIM905
-)
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-_BLOCK = frozenset(
-    [
-        "p",
-        "div",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "aside",
-        "main",
-        "nav",
-        "blockquote",
-        "pre",
-        "center",
-        "form",
-        "fieldset",
-        "figure",
-        "figcaption",
-        "address",
-        "dl",
-        "dt",
-        "dd",
-        "ul",
-        "ol",
-        "li",
-        "table",
-        "thead",
-        "tbody",
-        "tfoot",
-        "caption",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-    ]
-)
-_KIND = {"h1": "head", "h2": "head", "h3": "head", "h4": "head", "h5": "head", "h6": "head"}
-_KIND.update({"li": "item", "blockquote": "quote", "pre": "code"})
 #: Metadata fields the fast path must give exactly as trafilatura's path does.
 _FIELDS = (
     "title",
@@ -152,7 +111,7 @@ def template_of(url: str) -> str:
     parts = urlsplit(url)
     segments = (parts.path or "/").split("/")
     depth = sum(1 for s in segments[:-1] if s)
-    shape = _TOKEN_WITH_DIGITS.sub("0", segments[-1])
+    shape = TOKEN_WITH_DIGITS.sub("0", segments[-1])
     if parts.query:
         shape += "?" + "&".join(sorted({k for k, _ in parse_qsl(parts.query, keep_blank_values=True)}))
     return f"{depth}/{shape}"
@@ -183,7 +142,7 @@ def selector_of(el: HtmlElement) -> Selector | None:
     if not isinstance(tag, str):
         return None
     ident = (el.get("id") or "").strip()
-    if ident and not _DIGITS.search(ident):
+    if ident and not DIGITS.search(ident):
         return (tag, "id", ident)
     classes = " ".join((el.get("class") or "").split())
     if classes:
@@ -209,7 +168,7 @@ def layout_tokens(container: HtmlElement) -> set[str]:
     for el in container.iter():
         selector = selector_of(el)
         if selector is not None:
-            tokens.add(_TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}"))
+            tokens.add(TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}"))
     return tokens
 
 
@@ -218,13 +177,13 @@ def _is_hidden(el: HtmlElement) -> bool:
     if el.get("hidden") is not None:
         return True
     style = el.get("style")
-    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+    return bool(style) and HIDDEN_STYLE.search(style) is not None
 
 
 def _holds_blocks(row: HtmlElement) -> bool:
     """A table row used as page layout: its cells hold paragraphs, not values."""
     return any(
-        isinstance(el.tag, str) and (el.tag in _BLOCK or el.tag == "br") for el in row.iterdescendants()
+        isinstance(el.tag, str) and (el.tag in BLOCK or el.tag == "br") for el in row.iterdescendants()
     )
 
 
@@ -232,20 +191,20 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
     """One line per paragraph, heading, list item or table row of the container, as
     trafilatura's lines are cut (rows as ``| cell | cell | ``), without the dropped elements."""
     dropped = tuple(drops)
-    lines: list[Line] = []
+    pairs: list[tuple[str, str]] = []  # (text, kind)
     buffer: list[str] = []
 
     def flush(kind: str) -> None:
         text = " ".join("".join(buffer).split())
         buffer.clear()
         if text:
-            lines.append(Line(text, kind))
+            pairs.append((text, kind))
 
     def walk(el: HtmlElement, kind: str) -> None:
         tag = el.tag
         if (
             not isinstance(tag, str)
-            or tag in _SKIP
+            or tag in SKIP
             or _is_hidden(el)
             or (dropped and any(_matches(el, d) for d in dropped))
         ):
@@ -256,16 +215,16 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
             flush(kind)
             cells = [" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th")]
             if any(cells):
-                lines.append(Line("| " + " | ".join(cells) + " | ", "row"))
+                pairs.append(("| " + " | ".join(cells) + " | ", "row"))
         elif tag in ("tr", "td", "th"):  # a layout table's cell: its paragraphs are lines
             flush(kind)
             buffer.append(el.text or "")
             for child in el:
                 walk(child, "p")
             flush("p")
-        elif tag in _BLOCK:
+        elif tag in BLOCK:
             flush(kind)
-            inner = _KIND.get(tag, "p")
+            inner = KIND.get(tag, "p")
             buffer.append(el.text or "")
             for child in el:
                 walk(child, inner)
@@ -280,7 +239,7 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
     for child in container:
         walk(child, "p")
     flush("p")
-    return lines
+    return make_lines(pairs)
 
 
 # -- the plan as the worker sees it ---------------------------------------------------------------
@@ -312,6 +271,9 @@ class Candidate:
     recipe: Recipe
     tokens: frozenset[str]
     length: int
+    #: Whether the lexbor reading (crawler.fastread) gave the very document too; None: it could
+    #: not vouch for this page (file links, no stated date), which says nothing of the template.
+    lexbor: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +298,8 @@ class PlanReport:
     length: int = 0
     tokens: frozenset[str] = frozenset()
     candidate: Candidate | None = None
+    #: Which tree a fast-path page was read from: "lexbor" (the links stage's) or "lxml".
+    reader: str | None = None
 
 
 def char_f1(got: str, expected: str) -> float:
@@ -369,11 +333,18 @@ def _verify_sampled(url: str) -> bool:
 
 
 def extract_planned(
-    html: str, url: str, orders: PlanOrders, report: Callable[[PlanReport], None]
+    html: str,
+    url: str,
+    orders: PlanOrders,
+    report: Callable[[PlanReport], None],
+    tree: LexborHTMLParser | None = None,
+    hrefs: list[str] | None = None,
 ) -> Extraction:
     """:func:`crawler.extract.extract` with the site's plans: the fast path where the page's
     template has one (checked as the module says), trafilatura and learning where it has none.
-    Raises what :func:`extract` raises for the page; ``report`` hears what happened."""
+    ``tree``, ``hrefs``: the page's lexbor parse and its ``<a href>`` targets when the caller has
+    them (the links stage's: :class:`crawler.links.LinkTargets`). Raises what
+    :func:`extract` raises for the page; ``report`` hears what happened."""
     template = template_of(url)
     plan = orders.active.get(template)
     if plan is None:
@@ -381,7 +352,7 @@ def extract_planned(
         if template not in orders.settled:
             candidate = None
             try:
-                candidate = learn(html, url, extraction)
+                candidate = learn(html, url, extraction, tree)
             except ExtractionTimeout:
                 raise
             except Exception as exc:  # learning must never cost the page its document
@@ -391,41 +362,68 @@ def extract_planned(
 
     version = int(plan["version"])
     recipe = Recipe.from_dict(plan["recipe"])
-    # One parse serves the fast path and, where it is needed, trafilatura: the container's
-    # lines and finish() only read the page.
     page: Page | None = None
-    try:
-        page = read_page(html, url)
-        found = find_all(page.region, recipe.container)
-        if len(found) != 1:
-            raise PlanMiss(f"container {recipe.container[2]!r} found {len(found)} times")
-        tokens = frozenset(layout_tokens(found[0]))
-        fast = finish(page, container_lines(found[0], recipe.drops))
-    except ExtractionTimeout:
-        raise
-    except PlanMiss as exc:
-        report(PlanReport(template, version, "miss", why=str(exc)))  # before trafilatura may raise
-        return _trafilatura(page, html, url)
-    except Exception as exc:  # nothing usable on the fast path (or a bug): trafilatura decides
-        why = exc.reason if isinstance(exc, ExtractionError) else type(exc).__name__
-        report(PlanReport(template, version, "miss", why=f"fast path: {why}"))
-        return _trafilatura(page, html, url)
+    fast: Extraction | None = None
+    reader = "lexbor"
+    if plan["recipe"].get("reader") == "lexbor":
+        fast, tokens = _read_lexbor(html, url, recipe, tree, hrefs)
+    if fast is None:
+        # One lxml parse serves the fast path and, where it is needed, trafilatura: the
+        # container's lines and finish() only read the page.
+        reader = "lxml"
+        try:
+            page = read_page(html, url)
+            found = find_all(page.region, recipe.container)
+            if len(found) != 1:
+                raise PlanMiss(f"container {recipe.container[2]!r} found {len(found)} times")
+            tokens = frozenset(layout_tokens(found[0]))
+            fast = finish(page, container_lines(found[0], recipe.drops))
+        except ExtractionTimeout:
+            raise
+        except PlanMiss as exc:
+            report(PlanReport(template, version, "miss", why=str(exc)))  # before trafilatura may raise
+            return _trafilatura(page, html, url)
+        except Exception as exc:  # nothing usable on the fast path (or a bug): trafilatura decides
+            why = exc.reason if isinstance(exc, ExtractionError) else type(exc).__name__
+            report(PlanReport(template, version, "miss", why=f"fast path: {why}"))
+            return _trafilatura(page, html, url)
 
     check = _check_reason(url, plan["recipe"], tokens, len(fast.text))
     if check is None:
-        report(PlanReport(template, version, "served", length=len(fast.text)))
+        report(PlanReport(template, version, "served", length=len(fast.text), reader=reader))
         return fast
     try:
+        page = page or read_page(html, url)
         reference = finish(page, trafilatura_lines(page))
     except ExtractionError as exc:
         report(PlanReport(template, version, "mismatch", why=f"trafilatura: {exc.reason} ({check})"))
         raise
     differs = agree(fast, reference)
     if differs is not None:
-        report(PlanReport(template, version, "mismatch", why=f"{differs} ({check})"))
+        report(PlanReport(template, version, "mismatch", why=f"{differs} ({check})", reader=reader))
         return reference
-    report(PlanReport(template, version, "verified", why=check, length=len(fast.text), tokens=tokens))
+    verified = PlanReport(template, version, "verified", check, len(fast.text), tokens, reader=reader)
+    report(verified)
     return fast
+
+
+def _read_lexbor(
+    html: str, url: str, recipe: Recipe, tree: LexborHTMLParser | None, hrefs: list[str] | None
+) -> tuple[Extraction | None, frozenset[str]]:
+    """The fast path on the lexbor tree (:mod:`crawler.fastread`), or None when that reading
+    cannot vouch for the page (the lxml reading then serves it)."""
+    try:
+        if tree is None:
+            tree, hrefs = parse(html), None
+        served = read_served(tree, url, recipe.container, recipe.drops, hrefs)
+        return finish(served.page, served.lines), served.tokens
+    except ExtractionTimeout:
+        raise
+    except (Unsure, ExtractionError):
+        return None, frozenset()
+    except Exception as exc:  # a bug here must not cost the page: the lxml reading decides
+        log.warning("lexbor fast path failed on %s: %s", url, exc)
+        return None, frozenset()
 
 
 def _trafilatura(page: Page | None, html: str, url: str) -> Extraction:
@@ -450,7 +448,9 @@ def _check_reason(url: str, recipe: Mapping[str, Any], tokens: frozenset[str], l
 # -- learning -------------------------------------------------------------------------------------
 
 
-def learn(html: str, url: str | None, reference: Extraction) -> Candidate | None:
+def learn(
+    html: str, url: str | None, reference: Extraction, tree: LexborHTMLParser | None = None
+) -> Candidate | None:
     """A recipe that gives ``reference`` (trafilatura's extraction of this page) from one
     container of the page, or None. Candidates are elements named by id or class, unique in the
     article region, holding the text's first and last lines; the smallest are tried first, as
@@ -463,7 +463,7 @@ def learn(html: str, url: str | None, reference: Extraction) -> Candidate | None
     first, last = _squash(text_lines[0])[:16], _squash(text_lines[-1])[-16:]
     found: list[tuple[int, Selector, HtmlElement]] = []
     for el in page.region.iter():
-        if not isinstance(el.tag, str) or el.tag in _SKIP:
+        if not isinstance(el.tag, str) or el.tag in SKIP:
             continue
         selector = selector_of(el)
         if selector is None:
@@ -493,15 +493,39 @@ def learn(html: str, url: str | None, reference: Extraction) -> Candidate | None
             # exactly trafilatura's text (stricter than the checks' F1): a plan learned here
             # gives the very documents, content hashes included, that trafilatura would
             if got.text == reference.text and agree(got, reference) is None:
-                return Candidate(Recipe(selector, drops), frozenset(layout_tokens(el)), len(reference.text))
+                recipe, tokens = Recipe(selector, drops), frozenset(layout_tokens(el))
+                lexbor = _lexbor_agrees(html, url, recipe, tokens, reference, tree)
+                return Candidate(recipe, tokens, len(reference.text), lexbor)
     return None
+
+
+def _lexbor_agrees(
+    html: str,
+    url: str | None,
+    recipe: Recipe,
+    tokens: frozenset[str],
+    reference: Extraction,
+    tree: LexborHTMLParser | None,
+) -> bool | None:
+    """Whether the lexbor reading gives this page's very document and layout tokens with the
+    recipe (None: it could not vouch for this page, for reasons of the page alone)."""
+    try:
+        served = read_served(tree if tree is not None else parse(html), url, recipe.container, recipe.drops)
+        got = finish(served.page, served.lines)
+    except ExtractionTimeout:
+        raise
+    except Unsure as exc:
+        return None if exc.page_only else False
+    except Exception:  # ExtractionError, or a tree lexbor reads otherwise: not this template's reader
+        return False
+    return got.text == reference.text and agree(got, reference) is None and served.tokens == tokens
 
 
 def _drops(container: HtmlElement, target: str, converted: bool) -> tuple[Selector, ...] | None:
     """Named elements inside the container whose text is no part of the reference text."""
     drops: list[Selector] = []
     for el in container.iterdescendants():
-        if not isinstance(el.tag, str) or el.tag in _SKIP or el.tag == "br":
+        if not isinstance(el.tag, str) or el.tag in SKIP or el.tag == "br":
             continue
         selector = selector_of(el)
         if (
@@ -698,6 +722,10 @@ class PlanBook:
                     "status": "active",
                     "recipe": {
                         **report.candidate.recipe.to_dict(),
+                        # lexbor's reading where it gave the very documents and never differed
+                        "reader": "lexbor"
+                        if any(c.lexbor for c in agreeing) and all(c.lexbor is not False for c in agreeing)
+                        else "lxml",
                         "tokens": sorted(frozenset().union(*(c.tokens for c in agreeing))),
                         "length": [min(c.length for c in agreeing), max(c.length for c in agreeing)],
                     },

@@ -17,6 +17,7 @@ import pytest
 from lxml.html import fromstring
 
 from crawler import plans as plans_module
+from crawler.fastread import SKIP
 from crawler.links import PageKind
 from crawler.pipeline import PageJob, PageOutcome, process_page
 from crawler.plans import (
@@ -121,7 +122,7 @@ def test_container_lines_are_cut_as_trafilatura_cuts_them() -> None:
 def test_the_fast_path_skips_what_trafilatura_removes_with_its_content() -> None:
     from trafilatura.settings import MANUALLY_CLEANED
 
-    assert set(MANUALLY_CLEANED) <= plans_module._SKIP
+    assert set(MANUALLY_CLEANED) <= SKIP
     root = fromstring(
         "<div><p>正文。</p><p style='display: none'>隐藏</p><p hidden>也隐藏</p><aside>侧栏</aside></div>"
     )
@@ -135,15 +136,19 @@ def test_a_plan_is_learned_from_agreeing_pages_then_serves_the_template(fetched:
     most = [f for f in fetched if f.page.site == "most"]
     assert len(most) > LEARN_PAGES + 5
     book = PlanBook()
-    events = []
+    events, checked_why = [], []
     for f in most:
         outcome = run_with_book(book, f.url, f.body, f.charset)
         assert outcome.plan_report is not None
         events.append(outcome.plan_report.event)
+        if outcome.plan_report.event == "verified":
+            checked_why.append(outcome.plan_report.why)
     # learning on the first pages (trafilatura), the fast path from then on
     assert events[:LEARN_PAGES] == ["candidate"] * LEARN_PAGES
     assert set(events[LEARN_PAGES:]) <= {"served", "verified"}
-    assert events.count("served") >= len(most) - LEARN_PAGES - 2
+    # checked beyond the 1-in-50 sample (which pages fall in it depends on the server's port):
+    # a page outside the lengths seen while learning, no more
+    assert len([why for why in checked_why if why != "sampled"]) <= 2, checked_why
     plan = book.plan("s", host_of(most[0].url), template_of(most[0].url))
     assert plan is not None and plan["recipe"]["container"][2] in ("Zoom", "TRS_Editor")
 
