@@ -1654,8 +1654,9 @@ class Store:
 
     def save_plan(self, source: str, host: str, plan: dict[str, Any]) -> None:
         """Insert a plan, or replace a stored one of an older version; for the same version,
-        everything but the counts (they only grow, by :meth:`add_plan_counts`); a stored newer
-        version is kept (another worker learned again)."""
+        everything but the counts; a stored newer version is kept (another worker learned
+        again). The counts are the template's, over its versions: they only grow (a plan
+        learned again adds its own), so the mismatches that retired a plan stay in sight."""
         key = {"source": source, "host": host, "template": str(plan["template"])}
         counts = plan.get("counts") or {}
         row = {
@@ -1683,7 +1684,9 @@ class Store:
                     .on_conflict_do_nothing(index_elements=["source", "host", "template"])
                 )
             elif found.version < row["version"]:
-                conn.execute(extraction_plans.update().where(where).values(**row, **fresh))
+                values = {extraction_plans.c[k]: v for k, v in row.items()}
+                values.update({extraction_plans.c[n]: extraction_plans.c[n] + v for n, v in fresh.items()})
+                conn.execute(extraction_plans.update().where(where).values(values))
             elif found.version == row["version"]:
                 conn.execute(extraction_plans.update().where(where).values(**row))
 
@@ -1704,7 +1707,8 @@ class Store:
     def add_plan_counts(
         self, source: str, host: str, template: str, version: int, counts: dict[str, int]
     ) -> None:
-        """Add count increments to that version of a plan (several workers add theirs)."""
+        """Add count increments to a template's plan (several workers add theirs; those of a
+        version since replaced still count: they are the template's pages)."""
         increments = {name: int(counts.get(name, 0)) for name in _PLAN_COUNTS}
         if not any(increments.values()):
             return
@@ -1713,7 +1717,7 @@ class Store:
             .where(extraction_plans.c.source == source)
             .where(extraction_plans.c.host == host)
             .where(extraction_plans.c.template == template)
-            .where(extraction_plans.c.version == version)
+            .where(extraction_plans.c.version >= version)
             .values({extraction_plans.c[n]: extraction_plans.c[n] + v for n, v in increments.items()})
         )
         self._write("counting extraction plan pages", lambda conn: conn.execute(stmt))

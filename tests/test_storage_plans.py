@@ -1,6 +1,6 @@
 """The store keeps extraction plans (crawler.plans.PlanStore) on both backends, with the
-semantics of the reference in-memory store: versions, counts that only grow, retirement of the
-version seen."""
+semantics of the reference in-memory store: versions, counts that only grow (a template's, over
+its versions), retirement of the version seen."""
 
 from __future__ import annotations
 
@@ -42,15 +42,20 @@ def test_versions_decide_and_retirement_needs_the_version_seen(store: Store) -> 
     assert store.load_plans("s", "a.cn")[0]["version"] == 2
     store.retire_plan("s", "a.cn", "t1", 1, "mismatch")  # a version nobody serves: ignored
     assert store.load_plans("s", "a.cn")[0]["status"] == "active"
-    store.add_plan_counts("s", "a.cn", "t1", 1, {"served": 5})  # counts of a superseded version
-    assert store.load_plans("s", "a.cn")[0]["counts"]["served"] == 0
+    store.add_plan_counts("s", "a.cn", "t1", 1, {"served": 5})  # a superseded version's pages
+    assert store.load_plans("s", "a.cn")[0]["counts"]["served"] == 5  # are the template's too
+    store.add_plan_counts("s", "a.cn", "t1", 3, {"served": 4})  # a version not stored yet: no row
+    assert store.load_plans("s", "a.cn")[0]["counts"]["served"] == 5
     store.retire_plan("s", "a.cn", "t1", 2, "mismatch: title")
     (retired,) = store.load_plans("s", "a.cn")
     assert (retired["status"], retired["retired_why"]) == ("retired", "mismatch: title")
     assert retired["retired_at"]
-    store.save_plan("s", "a.cn", _plan(3, counts={"served": 7}))  # learned again: fresh counts
+    store.add_plan_counts("s", "a.cn", "t1", 2, {"mismatches": 1})
+    # learned again: its counts add to the template's, and the mismatch that retired v2 stays
+    store.save_plan("s", "a.cn", _plan(3, counts={"served": 7}))
     (again,) = store.load_plans("s", "a.cn")
-    assert (again["version"], again["status"], again["counts"]["served"]) == (3, "active", 7)
+    assert (again["version"], again["status"], again["retired_why"]) == (3, "active", None)
+    assert again["counts"] == {"served": 12, "verified": 0, "mismatches": 1, "misses": 0}
 
 
 def test_counts_from_concurrent_workers_add_up(store: Store) -> None:
