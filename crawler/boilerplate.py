@@ -307,10 +307,14 @@ _BUTTON_WORDS = _words(
 )
 _BUTTON_SPLIT = re.compile(r"[\s【】\[\]()（）|│/·•、:：︰,，>＞<-]+")
 _BUTTON_SET = frozenset(w.lower() for w in _BUTTON_WORDS)
+_BUTTON_TOKEN = re.compile(r"[^\s【】\[\]()（）|│/·•、:：︰,，>＞<-]+")  # what _BUTTON_SPLIT leaves
 
 
 def is_button_row(text: str) -> bool:
     """A row of page buttons: 【打印】【关闭】, 字号：大 中 小, 分享到：, "】【打印"."""
+    first = _BUTTON_TOKEN.search(text)
+    if first is not None and first.group().lower() not in _BUTTON_SET:
+        return False  # a paragraph: its first word is no button (not splitting all of it)
     tokens = [t for t in _BUTTON_SPLIT.split(text) if t]
     if not tokens:
         return bool(re.fullmatch(r"[\s【】\[\]|│]+", text))

@@ -14,10 +14,11 @@ class Joined:
     """``strings`` joined by ``separator`` (``text``). A hit of a pattern that cannot match the
     separator lies inside one string: :meth:`index_at` says which."""
 
-    def __init__(self, strings: Sequence[str], separator: str) -> None:
+    def __init__(self, strings: Sequence[str], separator: str, *, text: str | None = None) -> None:
+        """``text``: the joined text when the caller has it (strings of the same lengths)."""
         self.strings = strings
         self.separator = separator
-        self.text = separator.join(strings)
+        self.text = separator.join(strings) if text is None else text
         self._starts: list[int] | None = None  # computed at the first hit: most searches find none
 
     def _offsets(self) -> list[int]:

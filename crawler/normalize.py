@@ -59,6 +59,7 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\
 # C0/C1 controls except tab and newline (tabs become spaces below); DEL too.
 _CONTROLS = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)], None)
 _STRIP_TABLE = {**_INVISIBLE, **_CONTROLS}
+_STRIPPED = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_STRIP_TABLE)) + "]")
 # Horizontal blanks: ASCII space/tab, NBSP, U+2000..U+200A, narrow NBSP, ideographic space.
 _BLANKS = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _NEWLINES = re.compile(r"\r\n?|[\u2028\u2029\u0085\x0b\x0c]")
@@ -122,7 +123,9 @@ def normalize_text(text: str, *, strip_readings: bool | None = None) -> str:
     on ``text`` itself (a caller that has the whole page decides for the page).
     """
     text = unicodedata.normalize("NFC", text)
-    text = _NEWLINES.sub("\n", text).translate(_STRIP_TABLE)
+    text = _NEWLINES.sub("\n", text)
+    if _STRIPPED.search(text):  # translate looks every character up in a dict: 15x the search
+        text = text.translate(_STRIP_TABLE)
     if strip_readings is None:
         strip_readings = has_converted_readings(text)
     if strip_readings:
@@ -172,6 +175,7 @@ class GarbleStats:
 _SIGNATURES = re.compile(r"锟斤拷|烫烫烫|屯屯屯|[ÃÂ][\u0080-\u00bf]|â€[\u0080-\u00bf™œ˜”“¦]|ï»¿")
 #: The characters a signature can start with: a text without any has none to search for.
 _SIGNATURE_LEADS = frozenset("锟烫屯ÃÂâï")
+_SIGNATURE_LEAD = re.compile("[" + "".join(sorted(_SIGNATURE_LEADS)) + "]")  # 8x a set of the text
 _ASCII_OR_BLANK = re.compile(r"[\x00-\x7f\s]+")
 _LATIN1_RUN = re.compile(r"[\u00a1-\u00b6\u00b8-\u00ff]{4,}")
 
@@ -214,7 +218,7 @@ def garble_stats(text: str) -> GarbleStats:
             latin1 += n
     if latin1 >= 4:  # fewer such characters make no run of 4 (the regex costs ~2 ms a page)
         s.latin1_runs = sum(len(m) for m in _LATIN1_RUN.findall(text))
-    leads = _SIGNATURE_LEADS.intersection(rest)
+    leads = set(_SIGNATURE_LEAD.findall(rest))
     if leads:
         s.signatures = _count_signatures(text, leads)
     return s

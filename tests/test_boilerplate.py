@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -444,3 +445,20 @@ def test_is_teaser_reads_only_the_end_and_agrees_with_the_whole_search(text: str
     from crawler.boilerplate import _TEASER_END
 
     assert is_teaser(text) == bool(_TEASER_END.search(text))
+
+
+_BUTTON_ALPHABET = [*"打印关闭收藏分享字号大中小【】[]|：: \u3000\u00a0A\n", "打印", "关闭", "分享到", "正文"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_BUTTON_ALPHABET), max_size=16).map("".join))
+def test_button_rows_are_found_as_by_splitting_the_whole_line(text: str) -> None:
+    """is_button_row stops at a first word that is no button; the verdict is the whole split's."""
+    from crawler.boilerplate import _BUTTON_SET, _BUTTON_SPLIT
+
+    tokens = [t for t in _BUTTON_SPLIT.split(text) if t]
+    if tokens:
+        expected = len(tokens) <= 12 and all(t.lower() in _BUTTON_SET for t in tokens)
+    else:
+        expected = bool(re.fullmatch(r"[\s【】\[\]|│]+", text))
+    assert is_button_row(text) == expected
