@@ -27,6 +27,11 @@ plan remembers it::
   (a changed template), or when its text length is far outside the plan's range. A page whose
   container is missing goes through trafilatura alone (a miss). A disagreement retires the plan
   and the template learns again; the page itself gets trafilatura's document.
+- **Reading**: a plan whose learning pages gave the very same document from lexbor's tree (the
+  one the links stage parsed) has reader ``lexbor``: its pages are read there
+  (:mod:`crawler.fastread`), without lxml's parse. A page that reading cannot vouch for (file
+  links, no stated date, the container not found once) is read with lxml, as every page of an
+  ``lxml`` plan is; the checks are the same for both.
 
 The worker side (:func:`extract_planned`) is a pure function of the page and the plans it is
 given (:class:`PlanOrders`); it reports what happened (:class:`PlanReport`). The book lives in
