@@ -23,7 +23,7 @@ trafilatura go on as for every served page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -189,9 +189,9 @@ def read_served(
 # -- selectors, lines and tokens --------------------------------------------------------------------
 
 
-def selector_of(attributes: dict[str, str | None], tag: str) -> Selector | None:
-    """How a plan names an element: its id (unless it carries digits: numbered per page), else
-    its class attribute (as :func:`crawler.plans.selector_of` does on lxml's elements)."""
+def selector_of(attributes: Mapping[str, str | None], tag: str) -> Selector | None:
+    """How a plan names an element (either tree's attributes): its id (unless it carries digits:
+    numbered per page), else its class attribute."""
     ident = (attributes.get("id") or "").strip()
     if ident and not DIGITS.search(ident):
         return (tag, "id", ident)
@@ -239,27 +239,47 @@ def _is_hidden(attributes: dict[str, str | None]) -> bool:
     return style is not None and HIDDEN_STYLE.search(style) is not None
 
 
+class LineCutter:
+    """Text cut into lines as trafilatura cuts it, for both trees' walks: text gathers until a
+    block ends, which makes it one line of the block's kind; a table row is one line of cells
+    (``| cell | cell | ``)."""
+
+    __slots__ = ("buffer", "pairs")
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []  # (text, kind)
+        self.buffer: list[str] = []
+
+    def flush(self, kind: str) -> None:
+        text = " ".join("".join(self.buffer).split())
+        self.buffer.clear()
+        if text:
+            self.pairs.append((text, kind))
+
+    def row(self, cells: list[str]) -> None:
+        if any(cells):
+            self.pairs.append(("| " + " | ".join(cells) + " | ", "row"))
+
+    def lines(self) -> list[Line]:
+        self.flush("p")
+        return make_lines(self.pairs)
+
+
 def container_lines(
     container: LexborNode, drops: tuple[Selector, ...] = (), pruned: set[int] | None = None
 ) -> list[Line]:
     """One line per paragraph, heading, list item or table row of the container, as
     :func:`crawler.plans.container_lines` cuts them from lxml's tree."""
     skipped = pruned or set()
-    pairs: list[tuple[str, str]] = []  # (text, kind)
-    buffer: list[str] = []
-
-    def flush(kind: str) -> None:
-        text = " ".join("".join(buffer).split())
-        buffer.clear()
-        if text:
-            pairs.append((text, kind))
+    cut = LineCutter()
+    add = cut.buffer.append
 
     def walk(parent: LexborNode, kind: str) -> None:
         node = parent.child
         while node is not None:
             tag = node.tag or "-"
             if tag == _TEXT:
-                buffer.append(node.text_content or "")
+                add(node.text_content or "")
             elif tag[0] != "-":
                 attributes = node.attributes
                 if (
@@ -270,28 +290,25 @@ def container_lines(
                 ):
                     pass
                 elif tag == "br":
-                    flush(kind)
+                    cut.flush(kind)
                 elif tag == "tr" and node.css_first(_ROW_BLOCKS) is None:
-                    flush(kind)
-                    cells = [" ".join(c.text().split()) for c in node.iter() if c.tag in ("td", "th")]
-                    if any(cells):
-                        pairs.append(("| " + " | ".join(cells) + " | ", "row"))
+                    cut.flush(kind)
+                    cut.row([" ".join(c.text().split()) for c in node.iter() if c.tag in ("td", "th")])
                 elif tag in ("tr", "td", "th"):  # a layout table's cell: its paragraphs are lines
-                    flush(kind)
+                    cut.flush(kind)
                     walk(node, "p")
-                    flush("p")
+                    cut.flush("p")
                 elif tag in BLOCK:
-                    flush(kind)
+                    cut.flush(kind)
                     inner = KIND.get(tag, "p")
                     walk(node, inner)
-                    flush(inner)
+                    cut.flush(inner)
                 else:
                     walk(node, kind)
             node = node.next
 
     walk(container, "p")
-    flush("p")
-    return make_lines(pairs)
+    return cut.lines()
 
 
 def layout_tokens(container: LexborNode, pruned: set[int] | None = None) -> set[str]:

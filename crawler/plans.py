@@ -55,16 +55,17 @@ from urllib.parse import parse_qsl, urlsplit
 from lxml.html import HtmlElement
 from selectolax.lexbor import LexborHTMLParser
 
-from crawler.boilerplate import Line, make_lines
+from crawler import fastread
+from crawler.boilerplate import Line
 from crawler.errors import ExtractionError, ExtractionTimeout
 from crawler.extract import Extraction, Page, extract, finish, read_page, trafilatura_lines
 from crawler.fastread import (
     BLOCK,
-    DIGITS,
     HIDDEN_STYLE,
     KIND,
     SKIP,
     TOKEN_WITH_DIGITS,
+    LineCutter,
     Selector,
     Unsure,
     parse,
@@ -144,15 +145,7 @@ def selector_of(el: HtmlElement) -> Selector | None:
     """How a plan names an element: its id (unless it carries digits: numbered per page), else
     its class attribute."""
     tag = el.tag
-    if not isinstance(tag, str):
-        return None
-    ident = (el.get("id") or "").strip()
-    if ident and not DIGITS.search(ident):
-        return (tag, "id", ident)
-    classes = " ".join((el.get("class") or "").split())
-    if classes:
-        return (tag, "class", classes)
-    return None
+    return fastread.selector_of(el.attrib, tag) if isinstance(tag, str) else None
 
 
 def _matches(el: HtmlElement, selector: Selector) -> bool:
@@ -196,14 +189,8 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
     """One line per paragraph, heading, list item or table row of the container, as
     trafilatura's lines are cut (rows as ``| cell | cell | ``), without the dropped elements."""
     dropped = tuple(drops)
-    pairs: list[tuple[str, str]] = []  # (text, kind)
-    buffer: list[str] = []
-
-    def flush(kind: str) -> None:
-        text = " ".join("".join(buffer).split())
-        buffer.clear()
-        if text:
-            pairs.append((text, kind))
+    cut = LineCutter()
+    add = cut.buffer.append
 
     def walk(el: HtmlElement, kind: str) -> None:
         tag = el.tag
@@ -215,36 +202,33 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
         ):
             pass
         elif tag == "br":
-            flush(kind)
+            cut.flush(kind)
         elif tag == "tr" and not _holds_blocks(el):
-            flush(kind)
-            cells = [" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th")]
-            if any(cells):
-                pairs.append(("| " + " | ".join(cells) + " | ", "row"))
+            cut.flush(kind)
+            cut.row([" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th")])
         elif tag in ("tr", "td", "th"):  # a layout table's cell: its paragraphs are lines
-            flush(kind)
-            buffer.append(el.text or "")
+            cut.flush(kind)
+            add(el.text or "")
             for child in el:
                 walk(child, "p")
-            flush("p")
+            cut.flush("p")
         elif tag in BLOCK:
-            flush(kind)
+            cut.flush(kind)
             inner = KIND.get(tag, "p")
-            buffer.append(el.text or "")
+            add(el.text or "")
             for child in el:
                 walk(child, inner)
-            flush(inner)
+            cut.flush(inner)
         else:
-            buffer.append(el.text or "")
+            add(el.text or "")
             for child in el:
                 walk(child, kind)
-        buffer.append(el.tail or "")
+        add(el.tail or "")
 
-    buffer.append(container.text or "")
+    add(container.text or "")
     for child in container:
         walk(child, "p")
-    flush("p")
-    return make_lines(pairs)
+    return cut.lines()
 
 
 # -- the plan as the worker sees it ---------------------------------------------------------------
