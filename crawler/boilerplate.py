@@ -344,7 +344,7 @@ _TAIL_HEADING = re.compile(
     r"精彩推荐|为你推荐|为您推荐|猜你喜欢|你可能(?:还)?(?:感兴趣|喜欢)|网友评论|发表评论|热门评论|最新评论|"
     r"最热评论|我要评论|我来说两句|评论列表|全部评论|精彩评论|已有\d+条评论|更多精彩|更多阅读|更多新闻|今日推荐|"
     r"热门文章|热门新闻|热点新闻|排行榜|点击排行|新闻排行|阅读排行|图片新闻|最新文章|最新新闻|往期回顾|大家都在看|"
-    r"热门阅读|看了本文的人还看了)"
+    r"热门阅读|看了本文的人还看了|友情链接)"
     r"[\s】\]]*(?:[:：︰]|>>|»|更多)?[\s\d()（）>》»更多]*$"
 )
 _INLINE_RECOMMEND = re.compile(
@@ -616,13 +616,35 @@ def _drop_teasers(lines: list[Line], out: Cleaned) -> list[Line]:
     return _drop_indices(lines, drop, "teaser", out)
 
 
+_CLAUSE_MARK = re.compile("[，。；！？,;!?]")
+#: A headline list's item: a title, then its date, perhaps after a counter ("评论", "阅读 12").
+_DATED_ITEM = re.compile(
+    rf"^(?P<title>.+?)[\s\u3000]*(?:(?:评论|阅读|点击|浏览)\s*[:：]?\s*\d*\s*)?[(（\[]?{_DATE_TEXT}[)）\]]?\s*$"
+)
+
+
+def _is_dated_headline(line: Line) -> bool:
+    """A list item that is a short title followed by a date: an entry of a headline list."""
+    found = _DATED_ITEM.match(line.key)
+    if found is None:
+        return False
+    title = found.group("title").strip()
+    # a headline has no clauses: "截止时间为2024-05-31" after a comma is a sentence's date
+    return 0 < visible_len(title) <= 40 and _CLAUSE_MARK.search(title) is None
+
+
 def _drop_link_lists(lines: list[Line], out: Cleaned) -> list[Line]:
-    """Runs of 3+ short list items without sentence punctuation: headline lists, menus."""
+    """Runs of 3+ short list items without sentence punctuation, dated or not: headline lists,
+    menus."""
     drop: set[int] = set()
     i = 0
     while i < len(lines):
         j = i
-        while j < len(lines) and lines[j].kind == "item" and _is_short_label(lines[j], 30):
+        while (
+            j < len(lines)
+            and lines[j].kind == "item"
+            and (_is_short_label(lines[j], 30) or _is_dated_headline(lines[j]))
+        ):
             j += 1
         if j - i >= 3:
             drop.update(range(i, j))

@@ -166,6 +166,7 @@ def test_return_links(line: str) -> None:
         "热门评论",
         "推荐阅读",
         "猜你喜欢",
+        "友情链接：",
     ],
 )
 def test_tail_headings(line: str) -> None:
@@ -181,6 +182,24 @@ def test_a_tail_heading_before_most_of_the_text_is_not_a_tail() -> None:
     # a 相关报道 heading near the top, followed by the bulk of the article, is a section heading
     text = f"{P1[:20]}\n相关报道\n{P1}\n{P2}\n{P3}"
     assert kept(text) == [P1[:20], "相关报道", P1, P2, P3]
+
+
+def test_a_dated_headline_list_after_the_article_goes() -> None:
+    items = [
+        "- 泉州市召开2015年高新技术企业培育工作推进会 评论 2015-08-04",
+        "- 杭州市召开2015年科技型中小企业评价工作推进会 2015年7月24日",
+        "- 玉溪市新型研发机构建设工作推进会（2015-07-19）",
+    ]
+    assert kept("\n".join([P1, P2, *items, "友情链接："])) == [P1, P2]
+
+
+def test_list_items_that_are_sentences_or_long_stay_though_they_end_in_a_date() -> None:
+    items = [
+        "- 各单位于5月底前报送申报材料，逾期不予受理，截止时间为2024-05-31",
+        "- 专家评审阶段，由省科技厅组织有关专家对申报项目进行评审论证，时间 2024-06-15",
+        "- 结果公示：评审结果将在省科技厅网站公示，公示期为五个工作日 2024-07-01",
+    ]
+    assert kept("\n".join([P1, *items, P2])) == [P1, *items, P2]
 
 
 def test_inline_recommendation_line() -> None:
