@@ -14,10 +14,10 @@ shown to agree, and steps aside where it might not::
     serving a "lexbor" plan ──► read_served() ──► Unsure ──► the lxml reading serves the page
 
 A page raises :class:`Unsure` when it links document files (attachments are judged on lxml's
-tree), when its labels state no date (htmldate reads lxml's tree), when the container is not
-found exactly once, or when the container is inside, or is, a stream the lxml reading prunes.
-Streams inside the container are pruned here by the same rules. The sampled checks against
-trafilatura go on as for every served page.
+tree), when neither its labels nor its URL state a date (htmldate reads lxml's tree), when the
+container is not found exactly once, or when the container is inside, or is, a stream the lxml
+reading prunes. Streams inside the container are pruned here by the same rules. The sampled
+checks against trafilatura go on as for every served page.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def read_served(
     if body is None or root is None:
         raise Unsure("no body")
     page_meta = gather_meta(_label_nodes(body), _read_node)
-    date = stated_date(page_meta)
+    date = stated_date(page_meta) or _url_date(url)
     if date is None:
         raise Unsure("no stated date", page_only=True)
 
@@ -184,6 +184,25 @@ def read_served(
     pruned = {el.mem_id for el in box.css(_STREAM_QUERY) if pruner.prunes(el)}
     lines = container_lines(box, drops, pruned)
     return Served(FastPage(url, head, page_meta), lines, frozenset(layout_tokens(box, pruned)))
+
+
+def _url_date(url: str | None) -> str | None:
+    """The date htmldate gives a page that states none, when it needs no tree for it: given the
+    URL, ``find_date`` answers with the URL's date before it reads the page (``/2015/3/18/``).
+    None otherwise (the lxml reading then runs htmldate on its tree)."""
+    if not url:
+        return None
+    try:
+        from htmldate.extractors import extract_url_date
+        from htmldate.utils import Extractor
+        from htmldate.validators import get_max_date, get_min_date
+
+        # the options crawler.extract._head_date gives find_date
+        options = Extractor(False, get_max_date(None), get_min_date(None), True, "%Y-%m-%d")
+        found = extract_url_date(url, options)
+    except Exception:  # another htmldate: its internals may differ, lxml's reading decides
+        return None
+    return found if isinstance(found, str) else None
 
 
 # -- selectors, lines and tokens --------------------------------------------------------------------

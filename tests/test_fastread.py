@@ -204,6 +204,14 @@ def test_the_lexbor_reading_steps_aside_where_it_could_differ(html: str, page_on
     assert raised.value.page_only == page_only
 
 
+def test_a_page_without_a_stated_date_takes_htmldate_s_date_of_its_url_from_either_tree() -> None:
+    html = _page(info="<p>某省科技厅</p>")
+    url = "http://gov.test/art/2015/3/18/art_1_2.html"
+    served = fastread.read_served(fastread.parse(html), url, ZOOM, ())
+    page = read_page(html, url)  # htmldate on lxml's tree
+    assert served.page.head == page.head and page.head.date == "2015-03-18"
+
+
 def test_a_lexbor_plan_serves_a_page_with_files_from_lxml_with_its_attachments() -> None:
     url = "http://gov.test/a/9.html"
     attachment = "<p>附件：<a href='/files/申报指南.pdf'>申报指南.pdf</a></p>"
