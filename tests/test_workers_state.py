@@ -272,7 +272,9 @@ def test_a_redelivered_page_takes_over_the_slot_its_killed_delivery_left(state: 
     again = state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/1")
     assert again.granted and again.token == killed[0].token
     state.release("held.test", again.token)
-    assert state.try_start("held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/3").granted
+    assert state.try_start(
+        "held.test", delay=0, max_wait=1, cap=2, lease=30, holder="http://held.test/3"
+    ).granted
 
 
 def test_throttle_keys_expire(state: CrawlState, client: redis.Redis) -> None:
@@ -352,3 +354,12 @@ def test_waiters_download_themselves_when_the_holder_fails(client: redis.Redis) 
     began = time.monotonic()
     assert RedisRobotsStore(client, PREFIX, wait=0.3).get("http://down.test") is None
     assert 0.25 <= time.monotonic() - began < 2
+
+
+def test_released_claims_can_be_won_again_and_others_stay(state: CrawlState) -> None:
+    kept, released, listing = "http://a.test/kept", "http://a.test/gone", "http://a.test/list"
+    assert state.claim_links([kept, released], "src", 300.0, [listing]) == ([True, True], [True])
+    state.release_links([released], "src", 300.0, [listing])
+    assert not state.is_claimed(released) and state.is_claimed(kept)
+    assert state.claim_links([released, kept], "src", 300.0, [listing]) == ([True, False], [True])
+    state.release_links([], "src", None, [])  # nothing to give back: no round trip, no error

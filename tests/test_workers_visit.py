@@ -393,8 +393,25 @@ def test_a_retried_visit_sends_the_links_an_outage_kept_it_from_queueing(
     _publish(runtime, _source(site))
     home, article = site.url("t", "/"), site.url("t", "/a.html")
     _visit_while_the_store_fails(runtime, monkeypatch, "add_queued", home, run=time.time(), revisit=True)
-    assert _queued(client) == [] and runtime.state.is_claimed(article)
+    # nothing sent, and the claims went back with the record that failed
+    assert _queued(client) == [] and not runtime.state.is_claimed(article)
     assert _visit(runtime, home, run=time.time(), revisit=True, retried=True) == "fetched"
+    assert article in {args[0] for args, _ in _queued(client)}
+    with open_store(runtime.settings.database_url) as store:
+        queued = store.get_url(article)
+    assert queued is not None and queued.status == UrlStatus.QUEUED
+
+
+def test_links_an_outage_kept_from_being_recorded_are_queued_by_the_next_page_that_finds_them(
+    runtime: Runtime, site: RunningSite, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page whose links failed to be recorded may never follow them again (its retry finds
+    it stored by another delivery and is skipped): another page linking them, on a first
+    delivery, must queue them."""
+    _publish(runtime, _source(site))
+    home, listing, article = site.url("t", "/"), site.url("t", "/list.html"), site.url("t", "/a.html")
+    _visit_while_the_store_fails(runtime, monkeypatch, "add_queued", home, run=time.time(), revisit=True)
+    assert _visit(runtime, listing, run=time.time(), revisit=True) == "fetched"
     assert article in {args[0] for args, _ in _queued(client)}
     with open_store(runtime.settings.database_url) as store:
         queued = store.get_url(article)

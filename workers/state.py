@@ -263,6 +263,21 @@ class CrawlState:
         first = [bool(n) for n in replies[: len(urls)]]
         return first, [bool(n) for n in replies[len(urls) : len(urls) + 2 * len(per_run) : 2]]
 
+    def release_links(
+        self, urls: Sequence[str], source_id: str, run: float | None, per_run: Sequence[str]
+    ) -> None:
+        """Undo the claims of :meth:`claim_links` that this caller won (``urls`` claimed for good,
+        ``per_run`` for ``run``): their URLs were never recorded, and a claim nobody records
+        would keep every later finder from queueing them."""
+        if not urls and not per_run:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        if urls:
+            pipe.srem(self.key("seen"), *[url_digest(url) for url in urls])
+        if per_run and run is not None:
+            pipe.srem(self.key("run", source_id, _run_name(run)), *[url_digest(url) for url in per_run])
+        pipe.execute()
+
     def seen_count(self) -> int:
         return int(cast(int, self.client.scard(self.key("seen"))))
 

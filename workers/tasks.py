@@ -421,9 +421,21 @@ class ClusterPorts:
         # The database learns of every URL before the broker does (insert-if-absent: a known
         # URL keeps its state): a message the broker loses is found QUEUED by the next run.
         now = rt.now()
-        recorded = rt.store.add_queued(
-            [UrlState(v.url, source_id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
-        )
+        try:
+            recorded = rt.store.add_queued(
+                [UrlState(v.url, source_id, UrlStatus.QUEUED, v.depth, fetched_at=now) for v in queued]
+            )
+        except Exception:
+            # Not recorded: give back the claims this call won, or a retry that finds its page
+            # done meanwhile (another delivery stored it) would leave its links claimed and
+            # unknown for good. A worker that dies here is covered by its redelivery instead.
+            won_first = [link for link, ok in zip(first, claimed_first, strict=True) if ok]
+            won_per_run = [link for link, ok in zip(per_run, claimed_per_run, strict=True) if ok]
+            try:
+                state.release_links(won_first, source_id, run, won_per_run)
+            except Exception as exc:  # Redis down too: the redelivery/retry checks remain
+                log.warning("releasing link claims of %s failed: %s", visit.url, exc)
+            raise
         # A first visit of a URL this call gave its first record needs no read of it (the
         # record says nothing a missing one would not); a URL the store knew (Redis forgot
         # its claim, or an earlier delivery queued it) is read as always.
