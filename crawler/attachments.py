@@ -152,7 +152,12 @@ def type_of_url(url: str) -> tuple[str | None, bool]:
 def base_url(tree: HtmlElement, page_url: str) -> str:
     """The URL the page's relative links resolve against (its ``<base href>``, else itself)."""
     base = tree.find("head/base")  # where the HTML parser always puts it
-    href = (base.get("href") or "").strip() if base is not None else ""
+    return resolve_base(page_url, base.get("href") if base is not None else None)
+
+
+def resolve_base(page_url: str, base_href: str | None) -> str:
+    """The page's URL resolved against its ``<base href>`` (either tree's), or the URL itself."""
+    href = (base_href or "").strip()
     return urljoin(page_url, href) if href else page_url
 
 

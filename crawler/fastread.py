@@ -25,17 +25,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from crawler import boilerplate
-from crawler.attachments import AttachmentCandidate, may_link_files
+from crawler.attachments import AttachmentCandidate, may_link_files, resolve_base
 from crawler.boilerplate import Line, make_lines
 from crawler.extract import (
     CELL_TAGS,
     DISCUSSION_LD,
-    DISCUSSION_URL,
     MAX_PRUNE_SHARE,
     META_LABEL,
     META_STOP_TAGS,
@@ -45,7 +43,9 @@ from crawler.extract import (
     Head,
     HeadFacts,
     assemble_head,
+    discussion_url,
     gather_meta,
+    is_headline,
     is_label_cell,
     is_label_text,
     read_label_value,
@@ -146,10 +146,10 @@ def read_served(
     h1s: list[LexborNode] = []
     boxes: list[LexborNode] = []
     base: LexborNode | None = None
-    discussion = _discussion_url(url)
+    discussion = discussion_url(url)
     for el in found:
         tag = el.tag
-        if tag == container[0] and _matches(el.attributes, container):
+        if tag == container[0] and matches(el.attributes, container):
             boxes.append(el)
         if tag == "article":
             articles.append(el)
@@ -179,7 +179,8 @@ def read_served(
         raise Unsure("the container is in a stream")
     if hrefs is None:
         hrefs = [a.attributes.get("href") or "" for a in region.css("a")]
-    if url and may_link_files(hrefs, _base_url(base, url)):
+    base_href = base.attributes.get("href") if base is not None else None
+    if url and may_link_files(hrefs, resolve_base(url, base_href)):
         raise Unsure("the page links document files", page_only=True)
     pruned = {el.mem_id for el in box.css(_STREAM_QUERY) if pruner.prunes(el)}
     lines = container_lines(box, drops, pruned)
@@ -240,10 +241,11 @@ def find_all(region: LexborNode, selector: Selector) -> list[LexborNode]:
     """The elements under ``region`` (itself included) that ``selector`` names."""
     query = _container_query(selector)
     # lexbor's css() looks at the region itself too, as lxml's iter() does
-    return [el for el in region.css(query) if _matches(el.attributes, selector)] if query else []
+    return [el for el in region.css(query) if matches(el.attributes, selector)] if query else []
 
 
-def _matches(attributes: dict[str, str | None], selector: Selector) -> bool:
+def matches(attributes: Mapping[str, str | None], selector: Selector) -> bool:
+    """Whether an element's attributes (either tree's) carry the name ``selector`` gives."""
     _, attr, value = selector
     found = attributes.get(attr)
     if found is None:
@@ -251,7 +253,8 @@ def _matches(attributes: dict[str, str | None], selector: Selector) -> bool:
     return (" ".join(found.split()) if attr == "class" else found.strip()) == value
 
 
-def _is_hidden(attributes: dict[str, str | None]) -> bool:
+def is_hidden(attributes: Mapping[str, str | None]) -> bool:
+    """Not shown to a reader (trafilatura removes these too), by either tree's attributes."""
     if "hidden" in attributes:
         return True
     style = attributes.get("style")
@@ -303,8 +306,8 @@ def container_lines(
                 attributes = node.attributes
                 if (
                     tag in SKIP
-                    or _is_hidden(attributes)
-                    or (drops and any(_matches(attributes, d) for d in drops))
+                    or is_hidden(attributes)
+                    or (drops and any(matches(attributes, d) for d in drops))
                     or (skipped and node.mem_id in skipped)
                 ):
                     pass
@@ -337,8 +340,13 @@ def layout_tokens(container: LexborNode, pruned: set[int] | None = None) -> set[
     for el in _elements(container, skipped):
         selector = selector_of(el.attributes, el.tag or "")
         if selector is not None:
-            tokens.add(TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}"))
+            tokens.add(token_of(selector))
     return tokens
+
+
+def token_of(selector: Selector) -> str:
+    """A layout token: an element's tag and name with digit runs folded (``div.list0``)."""
+    return TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}")
 
 
 def _elements(root: LexborNode, skipped: set[int]) -> Iterator[LexborNode]:
@@ -373,21 +381,6 @@ def _inside(el: LexborNode, ancestor: LexborNode) -> bool:
     return False
 
 
-def _base_url(base: LexborNode | None, page_url: str) -> str:
-    """:func:`crawler.attachments.base_url`: the head's ``<base href>``, else the page's URL."""
-    href = (base.attributes.get("href") or "").strip() if base is not None else ""
-    return urljoin(page_url, href) if href else page_url
-
-
-def _discussion_url(url: str | None) -> bool:
-    """:func:`crawler.extract.is_discussion`'s test of the URL (its test of the JSON-LD is made
-    on the scripts the page query finds)."""
-    parts = urlsplit(url or "")
-    if parts.scheme not in ("http", "https"):
-        return False
-    return DISCUSSION_URL.search(f"{parts.netloc}{parts.path}") is not None
-
-
 def _ancestors_or_self(el: LexborNode, region: LexborNode) -> Iterator[LexborNode]:
     node: LexborNode | None = el
     stop = region.mem_id
@@ -415,18 +408,13 @@ class _Pruner:
             return False
         inner = el.css("h1")
         title = self.title
-        if inner and (self.h1s == 1 or not title or any(_is_headline(h.text(), title) for h in inner)):
+        if inner and (self.h1s == 1 or not title or any(is_headline(h.text(), title) for h in inner)):
             return False
         if el.css_first("article") is not None:
             return False
         if not self._total:
             self._total = _visible_len(self.region) or 1
         return _visible_len(el) <= MAX_PRUNE_SHARE * self._total
-
-
-def _is_headline(h1_text: str, title: str) -> bool:
-    text = squash_spaces(h1_text)
-    return bool(text) and (text in title or title in text)
 
 
 # -- head and labels -------------------------------------------------------------------------------

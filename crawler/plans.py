@@ -61,7 +61,6 @@ from crawler.errors import ExtractionError, ExtractionTimeout
 from crawler.extract import Extraction, Page, extract, finish, read_page, trafilatura_lines
 from crawler.fastread import (
     BLOCK,
-    HIDDEN_STYLE,
     KIND,
     SKIP,
     TOKEN_WITH_DIGITS,
@@ -149,11 +148,7 @@ def selector_of(el: HtmlElement) -> Selector | None:
 
 
 def _matches(el: HtmlElement, selector: Selector) -> bool:
-    _, attr, value = selector
-    found = el.get(attr)
-    if found is None:
-        return False
-    return (" ".join(found.split()) if attr == "class" else found.strip()) == value
+    return fastread.matches(el.attrib, selector)
 
 
 def find_all(root: HtmlElement, selector: Selector) -> list[HtmlElement]:
@@ -166,16 +161,8 @@ def layout_tokens(container: HtmlElement) -> set[str]:
     for el in container.iter():
         selector = selector_of(el)
         if selector is not None:
-            tokens.add(TOKEN_WITH_DIGITS.sub("0", f"{selector[0]}.{selector[2]}"))
+            tokens.add(fastread.token_of(selector))
     return tokens
-
-
-def _is_hidden(el: HtmlElement) -> bool:
-    """Not shown to a reader (trafilatura removes these too)."""
-    if el.get("hidden") is not None:
-        return True
-    style = el.get("style")
-    return bool(style) and HIDDEN_STYLE.search(style) is not None
 
 
 def _holds_blocks(row: HtmlElement) -> bool:
@@ -197,7 +184,7 @@ def container_lines(container: HtmlElement, drops: Iterable[Selector] = ()) -> l
         if (
             not isinstance(tag, str)
             or tag in SKIP
-            or _is_hidden(el)
+            or fastread.is_hidden(el.attrib)
             or (dropped and any(_matches(el, d) for d in dropped))
         ):
             pass
