@@ -555,7 +555,7 @@ _BODY_TEXT_AT = etree.XPath("(//body//text())[$n]")
 _FETCH_ONE_BY_ONE = 3
 
 
-def label_hits(strings: Joined) -> list[int]:
+def _label_hits(strings: Joined) -> list[int]:
     """The indexes, in order, of the strings (text nodes joined by NUL) that hold a label."""
     hits: list[int] = []
     for match in META_LABEL.finditer(strings.text):
@@ -569,7 +569,7 @@ def _meta_text(tree: HtmlElement) -> list[etree._ElementUnicodeResult]:
     """The body's text nodes that hold a label, in order. Found among plain strings (one regex
     pass over all of them); only the few hits become nodes with a parent: making every text
     node one was most of this function's time."""
-    hits = label_hits(Joined(_BODY_STRINGS(tree), "\0"))  # no label holds NUL: a hit lies in one node
+    hits = _label_hits(Joined(_BODY_STRINGS(tree), "\0"))  # no label holds NUL: a hit lies in one node
     if not hits:
         return []
     if len(hits) <= _FETCH_ONE_BY_ONE:
